@@ -1,0 +1,31 @@
+// A fresh database per test file (or per test) on the harness's PostgreSQL 16 cluster.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { createPool, withClient, withDatabase } from '../../db/pool.ts';
+import { testEnv } from './env.ts';
+
+export type FreshDatabase = {
+  name: string;
+  /** Superuser URL of the new database. */
+  url: string;
+  pool: pg.Pool;
+  dispose(): Promise<void>;
+};
+
+export async function freshDatabase(prefix: string): Promise<FreshDatabase> {
+  const { adminUrl } = testEnv();
+  const safe = prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 30);
+  const name = `bg_${safe}_${randomBytes(4).toString('hex')}`;
+  await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`));
+  const url = withDatabase(adminUrl, name);
+  const pool = createPool(url, { max: 8, applicationName: `test-${safe}` });
+  return {
+    name,
+    url,
+    pool,
+    async dispose() {
+      await pool.end();
+      await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));
+    },
+  };
+}
