@@ -1,0 +1,57 @@
+// Compensations (DESIGN §4): each reads the ledger and undoes only what is there, so it is safe to
+// run after a crash, twice, or for a step whose acknowledgement was lost. History is never deleted:
+// a RESERVED permit is cancelled or failed, a finalized birth is retired (KB-4410 §D retire
+// transition), the break-glass entry stays as the audit record.
+import { z } from 'zod';
+import type { Pool } from '../db/pool.ts';
+import { Actor, DbId, FailureType, Reason } from '../contracts/admission.ts';
+import { dbStep, nonRetryable, parseInput } from './failures.ts';
+import { readLedger } from './permits.ts';
+
+export const WithdrawPermitInput = z.strictObject({
+  permitId: DbId,
+  to: z.enum(['CANCELLED', 'FAILED']),
+  actor: Actor,
+  reason: Reason,
+});
+export type WithdrawPermitInput = z.infer<typeof WithdrawPermitInput>;
+
+export const RetireBirthInput = z.strictObject({ permitId: DbId, actor: Actor, reason: Reason });
+export type RetireBirthInput = z.infer<typeof RetireBirthInput>;
+
+export type Undone = { action: 'done' | 'nothing-to-undo'; detail: string };
+
+export function compensationActivities(pool: Pool) {
+  return {
+    /** A permit not yet used → CANCELLED (operator) or FAILED (a step failed). Used or closed: nothing to do. */
+    async withdrawPermit(raw: WithdrawPermitInput): Promise<Undone> {
+      const i = parseInput(WithdrawPermitInput, raw, 'withdrawPermit');
+      return dbStep(`withdraw permit ${i.permitId}`, async () => {
+        const { permit } = await readLedger(pool, i.permitId);
+        if (permit.state === 'REQUESTED' || permit.state === 'RESERVED') {
+          await pool.query('SELECT fn_permit_transition($1::bigint, $2, $3, $4)', [i.permitId, i.to, i.actor, i.reason]);
+          return { action: 'done', detail: `permit ${i.permitId} ${permit.state} → ${i.to}` };
+        }
+        return { action: 'nothing-to-undo', detail: `permit ${i.permitId} is ${permit.state}` };
+      });
+    },
+
+    /** The birth this permit finalized → retired (fn_birth_retire, idempotent). Not finalized: nothing written. */
+    async retireBirth(raw: RetireBirthInput): Promise<Undone & { birthId: string | null }> {
+      const i = parseInput(RetireBirthInput, raw, 'retireBirth');
+      return dbStep(`retire birth of permit ${i.permitId}`, async () => {
+        const ledger = await readLedger(pool, i.permitId);
+        if (ledger.permit.state !== 'FINALIZED') {
+          return { action: 'nothing-to-undo', detail: `permit ${i.permitId} is ${ledger.permit.state}: no birth`, birthId: null };
+        }
+        if (ledger.birthId === null) {
+          throw nonRetryable(FailureType.FINALIZE_NOT_CONFIRMED, `permit ${i.permitId} is FINALIZED without a linked birth`);
+        }
+        const { rows } = await pool.query<{ id: string }>('SELECT fn_birth_retire($1, $2, $3, $4) AS id', [
+          ledger.permit.entityCode, ledger.permit.collection, i.actor, i.reason,
+        ]);
+        return { action: 'done', detail: `birth ${rows[0]!.id} retired`, birthId: String(rows[0]!.id) };
+      });
+    },
+  };
+}

@@ -1,0 +1,75 @@
+// The governed row: one transaction per admission (DESIGN §3/§4). The insert goes through the permit
+// gate (RESERVED → CONSUMED); its COMMIT fires the deferred finalize (CONSUMED → FINALIZED, birth
+// linked). A rolled-back transaction leaves the permit RESERVED, so a retry is always safe.
+import { z } from 'zod';
+import type { Pool } from '../db/pool.ts';
+import { inTransaction } from '../db/pool.ts';
+import { CollectionName, DbId, EntityCode, FailureType, InsertedRow, RowFields, sqlStateFailureType } from '../contracts/admission.ts';
+import { BreakGlassEntry, openBreakGlass } from './break-glass.ts';
+import { dbStep, nonRetryable, parseInput, toFailure } from './failures.ts';
+import type { ActivityHooks } from './hooks.ts';
+import { readLedger } from './permits.ts';
+
+export const InsertGovernedRowInput = z.strictObject({
+  permitId: DbId,
+  collection: CollectionName,
+  code: EntityCode,
+  fields: RowFields,
+  breakGlass: BreakGlassEntry.nullable(),
+});
+export type InsertGovernedRowInput = z.infer<typeof InsertGovernedRowInput>;
+
+/** One SQL insert function per governed family (CONTRACT.md); dot_tools is the pilot (KB-4410 §C). */
+const insertFunctionByCollection: Readonly<Record<string, string>> = {
+  dot_tools: 'SELECT row_id FROM fn_admission_insert_dot_tools($1::bigint, $2::jsonb)',
+};
+
+export function governedRowActivities(pool: Pool, hooks: ActivityHooks) {
+  /** The row this permit already admitted, if its transaction committed (the lost-ack case). */
+  async function alreadyAdmitted(permitId: string): Promise<InsertedRow | undefined> {
+    const ledger = await readLedger(pool, permitId);
+    if (ledger.permit.state !== 'FINALIZED' || ledger.rowId === null) return undefined;
+    return { rowId: ledger.rowId, breakGlassId: ledger.permit.breakGlassId };
+  }
+
+  return {
+    /**
+     * Insert the governed row under the permit, optionally past the code rule under a break-glass
+     * entry opened in the same transaction. Idempotent: when an earlier attempt committed (its
+     * acknowledgement lost), the committed row is found through the permit and returned.
+     */
+    async insertGovernedRow(raw: InsertGovernedRowInput): Promise<InsertedRow> {
+      const i = parseInput(InsertGovernedRowInput, raw, 'insertGovernedRow');
+      const insertSql = insertFunctionByCollection[i.collection];
+      if (!insertSql) throw nonRetryable(FailureType.INVALID_INPUT, `no governed insert for collection ${i.collection}`);
+
+      // fn_admission_insert_dot_tools is itself idempotent once FINALIZED; a break-glass retry must
+      // not open a second ledger entry, so it looks first.
+      if (i.breakGlass) {
+        const earlier = await dbStep('read permit before break-glass insert', () => alreadyAdmitted(i.permitId));
+        if (earlier) return earlier;
+      }
+
+      let inserted: InsertedRow;
+      try {
+        inserted = await inTransaction(pool, async (tx) => {
+          const breakGlassId = i.breakGlass
+            ? await openBreakGlass(tx, { code: i.code, collection: i.collection, permitId: i.permitId }, i.breakGlass)
+            : null;
+          const { rows } = await tx.query<{ row_id: string }>(insertSql, [i.permitId, JSON.stringify(i.fields)]);
+          return { rowId: String(rows[0]!.row_id), breakGlassId };
+        });
+      } catch (err) {
+        // A concurrent or earlier attempt may have consumed the permit and committed: that is success.
+        const code = (err as { code?: string }).code;
+        if (code && sqlStateFailureType[code] === FailureType.GATE_REFUSED) {
+          const committed = await dbStep('read permit after refusal', () => alreadyAdmitted(i.permitId));
+          if (committed) return committed;
+        }
+        throw toFailure(err, `insert into ${i.collection} under permit ${i.permitId}`);
+      }
+      hooks.at('after-insert-commit');
+      return InsertedRow.parse(inserted);
+    },
+  };
+}

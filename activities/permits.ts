@@ -1,0 +1,103 @@
+// The permit ledger `birth_admission_permit` (DESIGN §3): issue, transition, read. Every state change
+// goes through fn_permit_transition, which refuses illegal moves (BG422) and logs the transition.
+import { z } from 'zod';
+import type { Pool } from '../db/pool.ts';
+import type { Queryable } from '../db/pool.ts';
+import {
+  Actor,
+  AdmissionLedger,
+  CollectionName,
+  DbId,
+  EntityCode,
+  FailureType,
+  PermitState,
+  PermitView,
+  Reason,
+} from '../contracts/admission.ts';
+import { dbStep, nonRetryable, parseInput } from './failures.ts';
+import type { ActivityHooks } from './hooks.ts';
+
+export const IssuePermitInput = z.strictObject({
+  idempotencyKey: z.string().min(1).max(400),
+  collection: CollectionName,
+  code: EntityCode,
+  ttlSeconds: z.number().int().positive(),
+  actor: Actor,
+  workflowId: z.string().min(1),
+  runId: z.string().min(1),
+});
+export type IssuePermitInput = z.infer<typeof IssuePermitInput>;
+
+export const TransitionPermitInput = z.strictObject({
+  permitId: DbId,
+  to: PermitState,
+  actor: Actor,
+  reason: Reason,
+});
+export type TransitionPermitInput = z.infer<typeof TransitionPermitInput>;
+
+export const PermitRef = z.strictObject({ permitId: DbId });
+export type PermitRef = z.infer<typeof PermitRef>;
+
+const idOrNull = (v: unknown) => (v === null || v === undefined ? null : String(v));
+
+/** A `birth_admission_permit` row (as SQL or as jsonb) → the contract's view of it. */
+export function permitView(row: Record<string, unknown>): PermitView {
+  return PermitView.parse({
+    permitId: String(row.permit_id),
+    state: row.state,
+    entityCode: row.entity_code,
+    collection: row.collection_name,
+    expiresAt: row.expires_at instanceof Date ? row.expires_at.toISOString() : String(row.expires_at),
+    breakGlass: row.break_glass === true,
+    breakGlassId: idOrNull(row.break_glass_id),
+    rowId: idOrNull(row.row_id),
+    birthId: idOrNull(row.birth_id),
+  });
+}
+
+/** fn_admission_state(permit_id) → the permit with its row and birth (CONTRACT.md). */
+export async function readLedger(db: Queryable, permitId: string): Promise<AdmissionLedger> {
+  const { rows } = await db.query<{ s: Record<string, unknown> | null }>('SELECT fn_admission_state($1::bigint) AS s', [permitId]);
+  const s = rows[0]?.s;
+  if (!s || typeof s.permit !== 'object' || s.permit === null) {
+    throw nonRetryable(FailureType.INVALID_INPUT, `permit ${permitId} does not exist`);
+  }
+  const permit = permitView(s.permit as Record<string, unknown>);
+  return AdmissionLedger.parse({
+    permit,
+    rowId: idOrNull(s.row_id) ?? permit.rowId,
+    birthId: idOrNull(s.birth_id) ?? permit.birthId,
+    birthStatus: (s.birth_status as string | null | undefined) ?? null,
+  });
+}
+
+export function permitActivities(pool: Pool, hooks: ActivityHooks) {
+  return {
+    /** RESERVED permit for (code, collection). Idempotent on the key: a retry returns the same permit. */
+    async issuePermit(raw: IssuePermitInput): Promise<PermitView> {
+      const i = parseInput(IssuePermitInput, raw, 'issuePermit');
+      const permit = await dbStep('fn_permit_issue', async () => {
+        const { rows } = await pool.query('SELECT * FROM fn_permit_issue($1, $2, $3, $4, $5, $6, $7)', [
+          i.idempotencyKey, i.code, i.collection, i.ttlSeconds, i.actor, i.workflowId, i.runId,
+        ]);
+        return permitView(rows[0]);
+      });
+      hooks.at('after-permit-issue');
+      return permit;
+    },
+
+    async transitionPermit(raw: TransitionPermitInput): Promise<PermitView> {
+      const i = parseInput(TransitionPermitInput, raw, 'transitionPermit');
+      return dbStep(`fn_permit_transition → ${i.to}`, async () => {
+        const { rows } = await pool.query('SELECT * FROM fn_permit_transition($1::bigint, $2, $3, $4)', [i.permitId, i.to, i.actor, i.reason]);
+        return permitView(rows[0]);
+      });
+    },
+
+    async readAdmission(raw: PermitRef): Promise<AdmissionLedger> {
+      const i = parseInput(PermitRef, raw, 'readAdmission');
+      return dbStep('fn_admission_state', () => readLedger(pool, i.permitId));
+    },
+  };
+}

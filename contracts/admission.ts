@@ -1,0 +1,289 @@
+// The admission contract (DESIGN §4): what the client sends to `dotBirthAdmit`, what operators signal,
+// what the workflow answers, and the failure types its activities raise. One module, free of I/O, so
+// the workflow bundle, the activities and the client all validate against the same zod schemas.
+import { z } from 'zod';
+
+// ───────────────────────────── identifiers ─────────────────────────────
+
+/** A governed collection is a Postgres table name: lower-case identifier, so it never contains ':'. */
+export const CollectionName = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'collection must be a lower-case table name (a-z, 0-9, _; at most 63)');
+
+// Control (Cc), format (Cf: zero-width and bidi tricks), surrogate (Cs) and private-use (Co)
+// characters, and line/paragraph separators, make two codes look alike or break logs; refused.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Zl}\p{Zp}]/u;
+
+/** Code points, not UTF-16 units: the same count as Postgres' char_length (the SQL's 200 limit, BG400). */
+const codePoints = (s: string) => [...s].length;
+
+/** `text` bounded in code points, printable, no surrounding whitespace. */
+const printable = (label: string, max: number) =>
+  z
+    .string({ error: `${label} is required` })
+    .refine((s) => codePoints(s) >= 1, `${label} must not be empty`)
+    .refine((s) => codePoints(s) <= max, `${label} must be at most ${max} characters`)
+    .refine((s) => !UNPRINTABLE.test(s), `${label} must not contain control or invisible characters`)
+    .refine((s) => s.trim() === s, `${label} must not start or end with whitespace`);
+
+/** The entity code. Any printable characters: the family's code rule is a stop-condition, not input validation. */
+export const EntityCode = printable('code', 200);
+export const Actor = printable('actor', 200);
+export const Reason = printable('reason', 2000);
+export const ApprovalId = printable('approval id', 200);
+
+/** Extra column values for the governed row; `code` comes from the permit, never from here. */
+export const RowFields = z
+  .record(
+    z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'field names are lower-case column names'),
+    z.union([z.string().max(4000), z.number().finite(), z.boolean(), z.null()]),
+  )
+  .refine((f) => !('code' in f), 'the code is not a field: it comes from the permit')
+  .refine((f) => Object.keys(f).length <= 40, 'at most 40 fields')
+  .refine((f) => JSON.stringify(f).length <= 16_384, 'fields must be at most 16 KB as JSON');
+
+export const DEFAULT_COLLECTION = 'dot_tools';
+
+/** Bigint ids travel as decimal strings (pg returns int8 as text; no float rounding). */
+export const DbId = z.string().regex(/^[1-9][0-9]{0,18}$/, 'expected a positive integer id');
+export type DbId = z.infer<typeof DbId>;
+
+// ───────────────────────────── workflow identity ─────────────────────────────
+
+export const ADMISSION_WORKFLOW_PREFIX = 'dot-birth-admit';
+export const ROLLBACK_WORKFLOW_PREFIX = 'dot-birth-rollback';
+
+/**
+ * The stable workflow id of the admission of `code` into `collection` (DESIGN §4: a second start
+ * attaches instead of creating a second birth). Unambiguous for any printable code: the collection
+ * cannot contain ':', so the first ':' after the prefix ends it and everything after is the code.
+ */
+export function admissionWorkflowId(collection: string, code: string): string {
+  return `${ADMISSION_WORKFLOW_PREFIX}:${CollectionName.parse(collection)}:${EntityCode.parse(code)}`;
+}
+
+export function rollbackWorkflowId(collection: string, code: string): string {
+  return `${ROLLBACK_WORKFLOW_PREFIX}:${CollectionName.parse(collection)}:${EntityCode.parse(code)}`;
+}
+
+/** Inverse of admissionWorkflowId; undefined for ids that are not admissions. */
+export function parseAdmissionWorkflowId(id: string): { collection: string; code: string } | undefined {
+  const m = /^dot-birth-admit:([a-z_][a-z0-9_]{0,62}):(.+)$/su.exec(id);
+  return m ? { collection: m[1]!, code: m[2]! } : undefined;
+}
+
+// ───────────────────────────── stages and failures ─────────────────────────────
+
+export const Stage = z.enum([
+  'PREFLIGHT', // checking stop-conditions
+  'BLOCKED', // a stop-condition holds: a stuck birth waiting for retry / cancel / breakGlass
+  'PERMIT_ISSUED', // permit RESERVED for (code, collection)
+  'INSERTING', // governed row being inserted under the permit
+  'FINALIZING', // confirming the deferred finalize (permit FINALIZED, birth linked)
+  'FINALIZED', // born: terminal success
+  'COMPENSATING', // undoing what was written, in reverse
+  'CANCELLED', // operator cancel / workflow cancellation, compensations done
+  'ROLLED_BACK', // operator rollback, compensations done (after FINALIZED: birth retired)
+  'COMPENSATION_FAILED', // a compensation failed: parked for an operator
+  'FAILED', // a step failed for good, compensations done
+]);
+export type Stage = z.infer<typeof Stage>;
+
+/**
+ * ApplicationFailure types. SQLSTATEs of CONTRACT.md map onto the first six (all non-retryable);
+ * DATABASE_UNAVAILABLE and DATABASE_ERROR are the only retryable ones.
+ */
+export const FailureType = {
+  INVALID_INPUT: 'INVALID_INPUT', // BG400, or zod refusal
+  GATE_REFUSED: 'GATE_REFUSED', // BG403
+  PERMIT_CONFLICT: 'PERMIT_CONFLICT', // BG409
+  ILLEGAL_TRANSITION: 'ILLEGAL_TRANSITION', // BG422
+  BLOCKED_BY_DIM: 'BLOCKED_BY_DIM', // BG423
+  PRECONDITION_FAILED: 'PRECONDITION_FAILED', // BG428
+  FINALIZE_NOT_CONFIRMED: 'FINALIZE_NOT_CONFIRMED', // committed insert but permit not FINALIZED / birth not linked
+  PERMIT_UNUSABLE: 'PERMIT_UNUSABLE', // permit came back terminal (EXPIRED, CANCELLED, FAILED) before the insert
+  NOT_ADMITTED: 'NOT_ADMITTED', // rollback of an admission that never finalized
+  DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE', // retryable: connection lost, shutdown, deadlock, lock timeout
+  DATABASE_ERROR: 'DATABASE_ERROR', // retryable within the policy's bounds: an unexpected SQLSTATE (grants, missing packet step)
+  // workflow outcomes (the workflow fails with these so a re-admission of the code may start afresh)
+  ADMISSION_CANCELLED: 'ADMISSION_CANCELLED',
+  ADMISSION_ROLLED_BACK: 'ADMISSION_ROLLED_BACK',
+  ADMISSION_FAILED: 'ADMISSION_FAILED',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+export const sqlStateFailureType: Readonly<Record<string, FailureType>> = {
+  BG400: FailureType.INVALID_INPUT,
+  BG403: FailureType.GATE_REFUSED,
+  BG409: FailureType.PERMIT_CONFLICT,
+  BG422: FailureType.ILLEGAL_TRANSITION,
+  BG423: FailureType.BLOCKED_BY_DIM,
+  BG428: FailureType.PRECONDITION_FAILED,
+  '22001': FailureType.INVALID_INPUT, // string_data_right_truncation
+  '22P02': FailureType.INVALID_INPUT, // invalid_text_representation
+  '23502': FailureType.INVALID_INPUT, // not_null_violation
+  '23514': FailureType.INVALID_INPUT, // check_violation
+  '42703': FailureType.INVALID_INPUT, // undefined_column (unknown field)
+};
+
+/** Listed in every activity retry policy, so a retry never repeats a refusal the database made on purpose. */
+export const retryableFailureTypes: readonly FailureType[] = [FailureType.DATABASE_UNAVAILABLE, FailureType.DATABASE_ERROR];
+export const nonRetryableFailureTypes: FailureType[] = Object.values(FailureType).filter(
+  (t) => !retryableFailureTypes.includes(t),
+);
+
+// ───────────────────────────── workflow input and result ─────────────────────────────
+
+export const AdmissionInput = z.strictObject({
+  collection: CollectionName.default(DEFAULT_COLLECTION),
+  code: EntityCode,
+  fields: RowFields.default({}),
+  requestedBy: Actor.default('birthgate'),
+  /** Permit lifetime; the permit-expiry sweep moves a RESERVED permit past it to EXPIRED. */
+  permitTtlSeconds: z.number().int().min(30).max(86_400).default(900),
+});
+export type AdmissionInput = z.input<typeof AdmissionInput>;
+export type AdmissionRequest = z.output<typeof AdmissionInput>;
+
+const IsoTime = z.string().datetime({ offset: true });
+
+export const AdmissionResult = z.object({
+  workflowId: z.string(),
+  collection: CollectionName,
+  code: EntityCode,
+  stage: z.literal('FINALIZED'),
+  permitId: DbId,
+  rowId: DbId,
+  birthId: DbId,
+  breakGlass: z.boolean(),
+  breakGlassId: DbId.nullable(),
+  startedAt: IsoTime,
+  permitIssuedAt: IsoTime,
+  finalizedAt: IsoTime,
+});
+export type AdmissionResult = z.infer<typeof AdmissionResult>;
+
+// ───────────────────────────── operator messages ─────────────────────────────
+
+export const RetrySignal = z.strictObject({ actor: Actor, reason: Reason.optional() });
+export const CancelSignal = z.strictObject({ actor: Actor, reason: Reason });
+export const RollbackSignal = z.strictObject({ actor: Actor, reason: Reason });
+export const BreakGlassSignal = z.strictObject({ actor: Actor, reason: Reason, approvalId: ApprovalId });
+export type RetrySignal = z.infer<typeof RetrySignal>;
+export type CancelSignal = z.infer<typeof CancelSignal>;
+export type RollbackSignal = z.infer<typeof RollbackSignal>;
+export type BreakGlassSignal = z.infer<typeof BreakGlassSignal>;
+
+/** The `attach` update every admit sends (update-with-start): who asked; answers with the state. */
+export const AttachUpdate = z.strictObject({ requestedBy: Actor });
+export type AttachUpdate = z.infer<typeof AttachUpdate>;
+
+// ───────────────────────────── preflight ─────────────────────────────
+
+export const BlockerKind = z.enum(['family_flag_off', 'collection_unmanaged', 'code_rule', 'block_dim', 'kill_switch']);
+export type BlockerKind = z.infer<typeof BlockerKind>;
+
+/** What break-glass may override. A family without the flag has no gate to pass; a kill switch means stop. */
+export const breakGlassOverridable: readonly BlockerKind[] = ['code_rule', 'block_dim'];
+
+export const Blocker = z.object({ kind: BlockerKind, detail: z.string() });
+export type Blocker = z.infer<typeof Blocker>;
+
+export const PreflightReport = z.object({
+  blockers: z.array(Blocker),
+  familyFlag: z.boolean(),
+  collectionManaged: z.boolean(),
+  codePattern: z.string().nullable(),
+  killSwitch: z.boolean(),
+});
+export type PreflightReport = z.infer<typeof PreflightReport>;
+
+// ───────────────────────────── ledger views ─────────────────────────────
+
+export const PermitState = z.enum(['REQUESTED', 'RESERVED', 'CONSUMED', 'FINALIZED', 'FAILED', 'EXPIRED', 'CANCELLED']);
+export type PermitState = z.infer<typeof PermitState>;
+
+export const PermitView = z.object({
+  permitId: DbId,
+  state: PermitState,
+  entityCode: z.string(),
+  collection: z.string(),
+  expiresAt: z.string(),
+  breakGlass: z.boolean(),
+  breakGlassId: DbId.nullable(),
+  rowId: DbId.nullable(),
+  birthId: DbId.nullable(),
+});
+export type PermitView = z.infer<typeof PermitView>;
+
+export const AdmissionLedger = z.object({
+  permit: PermitView,
+  rowId: DbId.nullable(),
+  birthId: DbId.nullable(),
+  birthStatus: z.string().nullable(),
+});
+export type AdmissionLedger = z.infer<typeof AdmissionLedger>;
+
+export const InsertedRow = z.object({ rowId: DbId, breakGlassId: DbId.nullable() });
+export type InsertedRow = z.infer<typeof InsertedRow>;
+
+// ───────────────────────────── the queryable state ─────────────────────────────
+
+export const StageTransition = z.object({ stage: Stage, at: IsoTime, note: z.string() });
+export const Decision = z.object({
+  kind: z.enum(['retry', 'cancel', 'breakGlass', 'rollback']),
+  actor: z.string(),
+  reason: z.string().nullable(),
+  at: IsoTime,
+  accepted: z.boolean(),
+  note: z.string(),
+});
+export type Decision = z.infer<typeof Decision>;
+
+export const AdmissionState = z.object({
+  workflowId: z.string(),
+  collection: CollectionName,
+  code: z.string(),
+  stage: Stage,
+  /** What the admission waits for, in words (the same text as the UI's current details). */
+  waitingFor: z.string().nullable(),
+  blockers: z.array(Blocker),
+  permit: PermitView.nullable(),
+  row: z.object({ rowId: DbId }).nullable(),
+  birth: z.object({ birthId: DbId, status: z.string().nullable() }).nullable(),
+  breakGlass: BreakGlassSignal.extend({ breakGlassId: DbId.nullable(), at: IsoTime }).nullable(),
+  transitions: z.array(StageTransition),
+  decisions: z.array(Decision),
+  compensations: z.object({ done: z.array(z.string()), pending: z.array(z.string()) }),
+  error: z.object({ type: z.string(), message: z.string() }).nullable(),
+  startedAt: IsoTime,
+  result: AdmissionResult.nullable(),
+});
+export type AdmissionState = z.infer<typeof AdmissionState>;
+
+// ───────────────────────────── rollback after completion ─────────────────────────────
+
+export const RollbackInput = z.strictObject({
+  collection: CollectionName.default(DEFAULT_COLLECTION),
+  code: EntityCode,
+  /** The finalized admission's permit (from its result): the rollback proves it before retiring. */
+  permitId: DbId,
+  actor: Actor,
+  reason: Reason,
+});
+export type RollbackInput = z.input<typeof RollbackInput>;
+
+export const RollbackResult = z.object({
+  workflowId: z.string(),
+  admissionWorkflowId: z.string(),
+  permitId: DbId,
+  birthId: DbId,
+  stage: z.literal('ROLLED_BACK'),
+  retiredAt: IsoTime,
+});
+export type RollbackResult = z.infer<typeof RollbackResult>;
+
+/** One-line, human-readable summary of a zod failure for ApplicationFailure messages and the CLI. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}

@@ -1,0 +1,295 @@
+-- KB-7D57 step 1: the permit ledger birth_admission_permit (+ uq_permit_idem, uq_permit_active).
+-- Additive and self-contained (KB-3A66 §6: "additive, reversible, self-contained"): no existing row
+-- is touched, so the rollback is a plain DROP. The transition log and the one transition function
+-- are modelled on the live Điều 32 gate-token ledger (fn_iu_gate_open → iu_gate_transition, KB-35E7).
+-- No lock_timeout/statement_timeout here: the runner sets them around every statement.
+
+-- KB-3A66 §6: 7-state model with a CHECK; no secrets stored (ids and names only).
+CREATE TABLE birth_admission_permit (
+  permit_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  idempotency_key  text NOT NULL,
+  entity_code      text NOT NULL,
+  collection_name  text NOT NULL,
+  state            text NOT NULL DEFAULT 'REQUESTED',
+  expires_at       timestamptz NOT NULL,
+  workflow_id      text,
+  run_id           text,
+  row_id           bigint,
+  birth_id         bigint,
+  break_glass      boolean NOT NULL DEFAULT false,
+  break_glass_id   bigint,
+  requested_by     text NOT NULL,
+  created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  updated_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+  consumed_at      timestamptz,
+  finalized_at     timestamptz,
+  CONSTRAINT birth_admission_permit_state_check CHECK (state IN
+    ('REQUESTED','RESERVED','CONSUMED','FINALIZED','FAILED','EXPIRED','CANCELLED')),
+  -- The same limits the functions validate, so a direct writer cannot smuggle in what they refuse.
+  CONSTRAINT birth_admission_permit_code_check CHECK (length(entity_code) BETWEEN 1 AND 200),
+  CONSTRAINT birth_admission_permit_collection_check CHECK (length(collection_name) BETWEEN 1 AND 200),
+  CONSTRAINT birth_admission_permit_key_check CHECK (length(idempotency_key) BETWEEN 1 AND 500)
+);
+
+COMMENT ON TABLE birth_admission_permit IS
+  'KB-7D57 step 1 / DESIGN §3: no permit, no insert. State is written only by fn_permit_transition.';
+
+-- KB-7D57 step 1: the two unique indexes named by the packet.
+-- uq_permit_idem: the idempotency key (= Temporal workflow id) issues at most one permit.
+CREATE UNIQUE INDEX uq_permit_idem ON birth_admission_permit (idempotency_key);
+-- uq_permit_active: at most one live permit per (code, collection) — the composite identity at the
+-- permit layer, which sidesteps the UNIQUE(entity_code)-alone defect (KB-4410 §B).
+CREATE UNIQUE INDEX uq_permit_active ON birth_admission_permit (entity_code, collection_name)
+  WHERE state IN ('REQUESTED','RESERVED','CONSUMED');
+-- fn_dt_finalize finds the permit of an inserted row by its id.
+CREATE INDEX idx_permit_row ON birth_admission_permit (collection_name, row_id) WHERE row_id IS NOT NULL;
+
+-- Modelled on iu_gate_transition: one row per move, stamped with the transaction that made it.
+CREATE TABLE birth_admission_permit_transition (
+  transition_id  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  permit_id      bigint NOT NULL REFERENCES birth_admission_permit (permit_id) ON DELETE CASCADE,
+  from_state     text,
+  to_state       text NOT NULL,
+  actor          text NOT NULL,
+  reason         text,
+  at             timestamptz NOT NULL DEFAULT clock_timestamp(),
+  txid           xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE INDEX idx_permit_transition_permit ON birth_admission_permit_transition (permit_id, transition_id);
+
+-- CONTRACT.md "Errors": every function validates its input before any write and raises BG400 with
+-- a message that names the parameter (never echoing an oversized value back).
+CREATE FUNCTION fn_admission_require_text(p_name text, p_value text, p_max integer)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+  IF p_value IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('%s must not be NULL', p_name);
+  END IF;
+  IF btrim(p_value) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('%s must not be empty', p_name);
+  END IF;
+  IF length(p_value) > p_max THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('%s is too long: %s characters, at most %s allowed', p_name, length(p_value), p_max);
+  END IF;
+  IF p_value ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('%s must not contain control characters', p_name);
+  END IF;
+  RETURN p_value;
+END;
+$$;
+
+-- KB-2590 §4 check (1): a collection is admissible only when meta_catalog manages it and the table
+-- exists. Unknown or unmanaged → BG400, so a permit can never name a table the gate cannot guard.
+CREATE FUNCTION fn_admission_require_collection(p_collection_name text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+  PERFORM fn_admission_require_text('collection_name', p_collection_name, 200);
+  IF NOT EXISTS (SELECT 1 FROM meta_catalog m
+                  WHERE m.collection = p_collection_name AND m.is_managed) THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('collection %s is unknown or not managed in meta_catalog', left(p_collection_name, 80));
+  END IF;
+  IF to_regclass(format('public.%I', p_collection_name)) IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('collection %s has no table', left(p_collection_name, 80));
+  END IF;
+  RETURN p_collection_name;
+END;
+$$;
+
+-- DESIGN §3: the one function that writes permit state. Refuses illegal moves (BG422), logs every
+-- move. CONSUMED and FINALIZED are reached only from the gate and finalize triggers, so a caller
+-- cannot mark a permit consumed or finalized without the insert that earns it.
+CREATE FUNCTION fn_permit_transition(p_permit_id bigint, p_to_state text, p_actor text, p_reason text)
+RETURNS birth_admission_permit
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  v birth_admission_permit;
+  v_legal boolean;
+  v_from text;
+BEGIN
+  IF p_permit_id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'permit_id must not be NULL';
+  END IF;
+  PERFORM fn_admission_require_text('to_state', p_to_state, 20);
+  PERFORM fn_admission_require_text('actor', p_actor, 200);
+  IF p_reason IS NOT NULL AND length(p_reason) > 2000 THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('reason is too long: %s characters, at most 2000 allowed', length(p_reason));
+  END IF;
+  IF p_to_state NOT IN ('REQUESTED','RESERVED','CONSUMED','FINALIZED','FAILED','EXPIRED','CANCELLED') THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('to_state %s is not a permit state', left(p_to_state, 20));
+  END IF;
+
+  SELECT * INTO v FROM birth_admission_permit WHERE permit_id = p_permit_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('permit %s does not exist', p_permit_id);
+  END IF;
+
+  -- Idempotent retries: a move to the state the permit is already in changes nothing.
+  IF v.state = p_to_state THEN
+    RETURN v;
+  END IF;
+
+  v_legal := CASE v.state
+    WHEN 'REQUESTED' THEN p_to_state IN ('RESERVED','FAILED','CANCELLED')
+    WHEN 'RESERVED'  THEN p_to_state IN ('CONSUMED','EXPIRED','FAILED','CANCELLED')
+    WHEN 'CONSUMED'  THEN p_to_state IN ('FINALIZED','FAILED')
+    ELSE false  -- FINALIZED, FAILED, EXPIRED, CANCELLED are terminal
+  END;
+  IF NOT v_legal THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG422',
+      MESSAGE = format('illegal permit transition %s → %s for permit %s', v.state, p_to_state, p_permit_id),
+      HINT = 'legal: REQUESTED→RESERVED|FAILED|CANCELLED, RESERVED→CONSUMED|EXPIRED|FAILED|CANCELLED, CONSUMED→FINALIZED|FAILED';
+  END IF;
+  IF p_to_state IN ('CONSUMED','FINALIZED') AND pg_trigger_depth() = 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG422',
+      MESSAGE = format('permit %s can reach %s only through the dot_tools insert (gate/finalize triggers)', p_permit_id, p_to_state);
+  END IF;
+
+  v_from := v.state;
+  UPDATE birth_admission_permit
+     SET state = p_to_state,
+         updated_at = clock_timestamp(),
+         consumed_at = CASE WHEN p_to_state = 'CONSUMED' THEN clock_timestamp() ELSE consumed_at END,
+         finalized_at = CASE WHEN p_to_state = 'FINALIZED' THEN clock_timestamp() ELSE finalized_at END
+   WHERE permit_id = p_permit_id
+  RETURNING * INTO v;
+
+  INSERT INTO birth_admission_permit_transition (permit_id, from_state, to_state, actor, reason)
+  VALUES (p_permit_id, v_from, p_to_state, p_actor, p_reason);
+  RETURN v;
+END;
+$$;
+
+-- CONTRACT.md: REQUESTED then RESERVED, both logged; idempotent on the key; BG409 on a reused key
+-- with other params or on another live permit for the same (code, collection).
+CREATE FUNCTION fn_permit_issue(p_idempotency_key text, p_entity_code text, p_collection_name text,
+                                p_ttl_seconds integer, p_actor text,
+                                p_workflow_id text DEFAULT NULL, p_run_id text DEFAULT NULL)
+RETURNS birth_admission_permit
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  v birth_admission_permit;
+  v_holder bigint;
+BEGIN
+  PERFORM fn_admission_require_text('idempotency_key', p_idempotency_key, 500);
+  PERFORM fn_admission_require_text('entity_code', p_entity_code, 200);
+  PERFORM fn_admission_require_collection(p_collection_name);
+  PERFORM fn_admission_require_text('actor', p_actor, 200);
+  IF p_ttl_seconds IS NULL OR p_ttl_seconds < 1 OR p_ttl_seconds > 604800 THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('ttl_seconds must be between 1 and 604800 (7 days), got %s', coalesce(p_ttl_seconds::text, 'NULL'));
+  END IF;
+  IF p_workflow_id IS NOT NULL THEN PERFORM fn_admission_require_text('workflow_id', p_workflow_id, 500); END IF;
+  IF p_run_id IS NOT NULL THEN PERFORM fn_admission_require_text('run_id', p_run_id, 200); END IF;
+
+  BEGIN
+    INSERT INTO birth_admission_permit (idempotency_key, entity_code, collection_name, state, expires_at,
+                                        workflow_id, run_id, requested_by)
+    VALUES (p_idempotency_key, p_entity_code, p_collection_name, 'REQUESTED',
+            clock_timestamp() + make_interval(secs => p_ttl_seconds), p_workflow_id, p_run_id, p_actor)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING * INTO v;
+  EXCEPTION WHEN unique_violation THEN
+    -- Only uq_permit_active can fire here (uq_permit_idem is the arbiter above).
+    SELECT permit_id INTO v_holder FROM birth_admission_permit
+     WHERE entity_code = p_entity_code AND collection_name = p_collection_name
+       AND state IN ('REQUESTED','RESERVED','CONSUMED');
+    RAISE EXCEPTION USING ERRCODE = 'BG409',
+      MESSAGE = format('another active permit (%s) holds (%s, %s)', coalesce(v_holder::text, '?'),
+                       left(p_entity_code, 80), p_collection_name);
+  END;
+
+  IF v.permit_id IS NULL THEN
+    -- The key was used before: same request → the same permit, whatever its state; else a conflict.
+    SELECT * INTO v FROM birth_admission_permit WHERE idempotency_key = p_idempotency_key;
+    IF v.entity_code IS DISTINCT FROM p_entity_code OR v.collection_name IS DISTINCT FROM p_collection_name THEN
+      RAISE EXCEPTION USING ERRCODE = 'BG409',
+        MESSAGE = format('idempotency key already issued permit %s for (%s, %s)', v.permit_id,
+                         left(v.entity_code, 80), v.collection_name);
+    END IF;
+    RETURN v;
+  END IF;
+
+  INSERT INTO birth_admission_permit_transition (permit_id, from_state, to_state, actor, reason)
+  VALUES (v.permit_id, NULL, 'REQUESTED', p_actor, 'issued');
+  RETURN fn_permit_transition(v.permit_id, 'RESERVED', p_actor, format('reserved for %s seconds', p_ttl_seconds));
+END;
+$$;
+
+-- DESIGN §5 permit-expiry sweep (Temporal Schedule, no pg_cron): RESERVED past its TTL → EXPIRED.
+CREATE FUNCTION fn_permit_expire_due(p_actor text DEFAULT 'permit-expiry-sweep')
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  v_id bigint;
+  v_n integer := 0;
+BEGIN
+  PERFORM fn_admission_require_text('actor', p_actor, 200);
+  -- SKIP LOCKED: a permit being consumed right now belongs to that insert, not to the sweep.
+  FOR v_id IN
+    SELECT permit_id FROM birth_admission_permit
+     WHERE state = 'RESERVED' AND expires_at < clock_timestamp()
+     ORDER BY permit_id
+     FOR UPDATE SKIP LOCKED
+  LOOP
+    PERFORM fn_permit_transition(v_id, 'EXPIRED', p_actor, 'TTL elapsed');
+    v_n := v_n + 1;
+  END LOOP;
+  RETURN v_n;
+END;
+$$;
+
+-- CONTRACT.md: one read for the workflow's finalize check and status queries.
+CREATE FUNCTION fn_admission_state(p_permit_id bigint)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  v birth_admission_permit;
+  v_birth jsonb;
+BEGIN
+  IF p_permit_id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'permit_id must not be NULL';
+  END IF;
+  SELECT * INTO v FROM birth_admission_permit WHERE permit_id = p_permit_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('permit %s does not exist', p_permit_id);
+  END IF;
+  SELECT jsonb_build_object('birth_id', b.id, 'status', b.status, 'entity_code', b.entity_code,
+                            'collection_name', b.collection_name)
+    INTO v_birth
+    FROM birth_registry b WHERE b.id = v.birth_id;
+  RETURN jsonb_build_object(
+    'permit', to_jsonb(v),
+    'transitions', coalesce((SELECT jsonb_agg(jsonb_build_object('from', t.from_state, 'to', t.to_state,
+                                     'actor', t.actor, 'reason', t.reason, 'at', t.at) ORDER BY t.transition_id)
+                               FROM birth_admission_permit_transition t WHERE t.permit_id = p_permit_id), '[]'::jsonb),
+    'row_id', v.row_id,
+    'birth_id', v.birth_id,
+    'birth', v_birth);
+END;
+$$;
+
+-- SECURITY DEFINER functions are not for PUBLIC; sql/roles/birthgate_worker.sql grants them.
+REVOKE ALL ON FUNCTION fn_permit_transition(bigint, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fn_permit_issue(text, text, text, integer, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fn_permit_expire_due(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fn_admission_state(bigint) FROM PUBLIC;
+REVOKE ALL ON TABLE birth_admission_permit, birth_admission_permit_transition FROM PUBLIC;
