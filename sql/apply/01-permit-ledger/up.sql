@@ -32,7 +32,7 @@ CREATE TABLE birth_admission_permit (
 );
 
 COMMENT ON TABLE birth_admission_permit IS
-  'KB-7D57 step 1 / DESIGN §3: no permit, no insert. State is written only by fn_permit_transition.';
+  'KB-7D57 step 1 / DESIGN §3: no permit, no insert. State is written only by fn_permit_move (via fn_permit_transition and the gate and finalize triggers).';
 
 -- KB-7D57 step 1: the two unique indexes named by the packet.
 -- uq_permit_idem: the idempotency key (= Temporal workflow id) issues at most one permit.
@@ -104,10 +104,10 @@ BEGIN
 END;
 $$;
 
--- DESIGN §3: the one function that writes permit state. Refuses illegal moves (BG422), logs every
--- move. CONSUMED and FINALIZED are reached only from the gate and finalize triggers, so a caller
--- cannot mark a permit consumed or finalized without the insert that earns it.
-CREATE FUNCTION fn_permit_transition(p_permit_id bigint, p_to_state text, p_actor text, p_reason text)
+-- DESIGN §3: the one writer of permit state. Refuses illegal moves (BG422), logs every move.
+-- Internal: EXECUTE stays with the owner, so only the gate and finalize triggers (SECURITY DEFINER)
+-- and fn_permit_transition below reach it.
+CREATE FUNCTION fn_permit_move(p_permit_id bigint, p_to_state text, p_actor text, p_reason text)
 RETURNS birth_admission_permit
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = public, pg_temp
@@ -152,11 +152,6 @@ BEGIN
       MESSAGE = format('illegal permit transition %s → %s for permit %s', v.state, p_to_state, p_permit_id),
       HINT = 'legal: REQUESTED→RESERVED|FAILED|CANCELLED, RESERVED→CONSUMED|EXPIRED|FAILED|CANCELLED, CONSUMED→FINALIZED|FAILED';
   END IF;
-  IF p_to_state IN ('CONSUMED','FINALIZED') AND pg_trigger_depth() = 0 THEN
-    RAISE EXCEPTION USING ERRCODE = 'BG422',
-      MESSAGE = format('permit %s can reach %s only through the dot_tools insert (gate/finalize triggers)', p_permit_id, p_to_state);
-  END IF;
-
   v_from := v.state;
   UPDATE birth_admission_permit
      SET state = p_to_state,
@@ -169,6 +164,31 @@ BEGIN
   INSERT INTO birth_admission_permit_transition (permit_id, from_state, to_state, actor, reason)
   VALUES (p_permit_id, v_from, p_to_state, p_actor, p_reason);
   RETURN v;
+END;
+$$;
+
+-- CONTRACT.md: the transition function callers use (activities, operators). CONSUMED and FINALIZED
+-- are earned only by the insert itself (gate and finalize triggers), so no caller can mark a permit
+-- consumed or finalized without the row and the birth behind it.
+CREATE FUNCTION fn_permit_transition(p_permit_id bigint, p_to_state text, p_actor text, p_reason text)
+RETURNS birth_admission_permit
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  v birth_admission_permit;
+BEGIN
+  IF p_to_state IN ('CONSUMED','FINALIZED') THEN
+    SELECT * INTO v FROM birth_admission_permit WHERE permit_id = p_permit_id;
+    -- A retry that finds the permit already there is still a no-op, as for every other state.
+    IF FOUND AND v.state = p_to_state THEN
+      RETURN v;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'BG422',
+      MESSAGE = format('permit %s can reach %s only through the dot_tools insert (gate and finalize triggers)',
+                       coalesce(p_permit_id::text, 'NULL'), p_to_state);
+  END IF;
+  RETURN fn_permit_move(p_permit_id, p_to_state, p_actor, p_reason);
 END;
 $$;
 
@@ -226,7 +246,7 @@ BEGIN
 
   INSERT INTO birth_admission_permit_transition (permit_id, from_state, to_state, actor, reason)
   VALUES (v.permit_id, NULL, 'REQUESTED', p_actor, 'issued');
-  RETURN fn_permit_transition(v.permit_id, 'RESERVED', p_actor, format('reserved for %s seconds', p_ttl_seconds));
+  RETURN fn_permit_move(v.permit_id, 'RESERVED', p_actor, format('reserved for %s seconds', p_ttl_seconds));
 END;
 $$;
 
@@ -248,7 +268,7 @@ BEGIN
      ORDER BY permit_id
      FOR UPDATE SKIP LOCKED
   LOOP
-    PERFORM fn_permit_transition(v_id, 'EXPIRED', p_actor, 'TTL elapsed');
+    PERFORM fn_permit_move(v_id, 'EXPIRED', p_actor, 'TTL elapsed');
     v_n := v_n + 1;
   END LOOP;
   RETURN v_n;
@@ -288,6 +308,7 @@ END;
 $$;
 
 -- SECURITY DEFINER functions are not for PUBLIC; sql/roles/birthgate_worker.sql grants them.
+REVOKE ALL ON FUNCTION fn_permit_move(bigint, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_transition(bigint, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_issue(text, text, text, integer, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_expire_due(text) FROM PUBLIC;

@@ -1,0 +1,128 @@
+// What an admission knows about itself, and how it shows it (DESIGN §4 "visible in the Temporal UI"):
+// every stage change updates the queryable state, the search attributes, the memo `stuck` lists from,
+// and the current details the UI shows as "what this birth waits for".
+import { setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import type {
+  AdmissionRequest,
+  AdmissionResult,
+  AdmissionState,
+  Blocker,
+  BreakGlassSignal,
+  Decision,
+  PermitView,
+  Stage,
+} from '../contracts/admission.ts';
+import { BirthCollection, BirthStage, BreakGlass, EntityCode, PermitId } from '../contracts/search-attributes.ts';
+
+const now = () => new Date().toISOString(); // deterministic inside the workflow sandbox
+
+export class AdmissionRecord {
+  readonly state: AdmissionState;
+
+  constructor(workflowId: string, input: AdmissionRequest) {
+    this.state = {
+      workflowId,
+      collection: input.collection,
+      code: input.code,
+      stage: 'PREFLIGHT',
+      waitingFor: null,
+      blockers: [],
+      permit: null,
+      row: null,
+      birth: null,
+      breakGlass: null,
+      transitions: [],
+      decisions: [],
+      compensations: { done: [], pending: [] },
+      error: null,
+      startedAt: now(),
+      result: null,
+    };
+  }
+
+  get stage(): Stage {
+    return this.state.stage;
+  }
+
+  /** Move to `stage`; `waitingFor` says in words what has to happen next. */
+  enter(stage: Stage, waitingFor: string | null, note = ''): void {
+    const s = this.state;
+    s.stage = stage;
+    s.waitingFor = waitingFor;
+    s.transitions.push({ stage, at: now(), note });
+    upsertSearchAttributes([
+      { key: BirthStage, value: stage },
+      { key: EntityCode, value: s.code },
+      { key: BirthCollection, value: s.collection },
+      { key: PermitId, value: s.permit?.permitId ?? null },
+      { key: BreakGlass, value: s.breakGlass !== null },
+    ]);
+    upsertMemo({ stage, waitingFor, since: now(), blockers: s.blockers.map(describeBlocker) });
+    setCurrentDetails(this.details());
+  }
+
+  blocked(blockers: Blocker[]): void {
+    this.state.blockers = blockers;
+  }
+
+  permitIssued(permit: PermitView): void {
+    this.state.permit = permit;
+  }
+
+  breakGlassGranted(signal: BreakGlassSignal): void {
+    this.state.breakGlass = { ...signal, breakGlassId: null, at: now() };
+  }
+
+  inserted(rowId: string, breakGlassId: string | null): void {
+    this.state.row = { rowId };
+    if (this.state.breakGlass) this.state.breakGlass.breakGlassId = breakGlassId;
+  }
+
+  born(permit: PermitView, birthId: string, birthStatus: string | null): AdmissionResult {
+    const s = this.state;
+    s.permit = permit;
+    s.birth = { birthId, status: birthStatus };
+    const issued = s.transitions.find((t) => t.stage === 'PERMIT_ISSUED');
+    s.result = {
+      workflowId: s.workflowId,
+      collection: s.collection,
+      code: s.code,
+      stage: 'FINALIZED',
+      permitId: permit.permitId,
+      rowId: s.row!.rowId,
+      birthId,
+      breakGlass: s.breakGlass !== null,
+      breakGlassId: s.breakGlass?.breakGlassId ?? null,
+      startedAt: s.startedAt,
+      permitIssuedAt: issued?.at ?? s.startedAt,
+      finalizedAt: now(),
+    };
+    this.enter('FINALIZED', null, `birth ${birthId} linked to permit ${permit.permitId}`);
+    return s.result;
+  }
+
+  decided(d: Omit<Decision, 'at'>): void {
+    this.state.decisions.push({ ...d, at: now() });
+  }
+
+  failed(type: string, message: string): void {
+    this.state.error = { type, message };
+  }
+
+  snapshot(): AdmissionState {
+    return structuredClone(this.state);
+  }
+
+  /** Markdown for the UI's "current details". */
+  private details(): string {
+    const s = this.state;
+    const lines = [`**${s.stage}** · ${s.collection} · \`${s.code}\``];
+    if (s.waitingFor) lines.push(`Waiting for: ${s.waitingFor}`);
+    if (s.stage === 'BLOCKED') lines.push(...s.blockers.map((b) => `- ${describeBlocker(b)}`));
+    if (s.permit) lines.push(`Permit ${s.permit.permitId} (${s.permit.state})${s.breakGlass ? ' · break-glass' : ''}`);
+    if (s.error) lines.push(`Error: ${s.error.type}: ${s.error.message}`);
+    return lines.join('\n');
+  }
+}
+
+export const describeBlocker = (b: Blocker): string => `${b.kind}: ${b.detail}`;
