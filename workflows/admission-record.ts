@@ -109,8 +109,9 @@ export class AdmissionRecord {
     this.state.error = { type, message };
   }
 
+  /** Handlers serialize it at once, so the live object is a consistent snapshot. */
   snapshot(): AdmissionState {
-    return structuredClone(this.state);
+    return this.state;
   }
 
   /** Markdown for the UI's "current details". */

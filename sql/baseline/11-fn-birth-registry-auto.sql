@@ -1,0 +1,71 @@
+-- KB-2590 §4: the AFTER-insert birth, bound by 166 triggers as fn_birth_registry_auto('<code field>').
+-- The EXISTS guard is composite-aware (entity_code AND collection_name = TG_TABLE_NAME), but the INSERT
+-- backstop is ON CONFLICT on entity_code alone: when the code is already born in another collection the
+-- guard passes, the INSERT conflicts and is swallowed without a word, and the row is never born here —
+-- the mechanism behind the 5 pivot collisions. Reproduced on purpose; KB-7D57 step 4 patches it.
+CREATE FUNCTION fn_birth_registry_auto() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_row     jsonb := to_jsonb(NEW);
+  v_code    text := v_row ->> coalesce(TG_ARGV[0], 'code');
+  v_species text;
+  v_level   text;
+  v_role    text;
+  v_id_fld  text;
+  v_nm_fld  text;
+BEGIN
+  IF v_code IS NULL OR btrim(v_code) = '' THEN
+    RETURN NULL;
+  END IF;
+
+  IF EXISTS (SELECT 1 FROM birth_registry br
+             WHERE br.entity_code = v_code AND br.collection_name = TG_TABLE_NAME) THEN
+    RETURN NULL;
+  END IF;
+
+  SELECT mc.default_species, mc.composition_level, mc.governance_role, mc.id_field, mc.name_field
+    INTO v_species, v_level, v_role, v_id_fld, v_nm_fld
+    FROM meta_catalog mc WHERE mc.collection_name = TG_TABLE_NAME;
+
+  INSERT INTO birth_registry (entity_code, collection_name, species_code, composition_level, governance_role,
+                              dot_origin, entity_id, entity_name, birth_method, birth_trigger, jsonb_profile)
+  VALUES (v_code, TG_TABLE_NAME, coalesce(v_row ->> 'species_code', v_species), v_level, v_role,
+          v_row ->> '_dot_origin', (v_row ->> coalesce(v_id_fld, 'id'))::bigint,
+          v_row ->> coalesce(v_nm_fld, 'name'), 'trigger', TG_NAME,
+          jsonb_build_object('op', TG_OP, 'table', TG_TABLE_NAME))
+  ON CONFLICT (entity_code) DO NOTHING;
+
+  RETURN NULL;
+END
+$fn$;
+
+-- KB-2590 §3: the id-keyed variant for families without a code field (pivot_results, …). The entity
+-- code is '<collection>:<id>'. Same single-column conflict target and, unlike its sibling, no EXISTS
+-- guard at all (KB-7D57 step 5 adds one).
+CREATE FUNCTION fn_birth_registry_auto_id() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  v_row     jsonb := to_jsonb(NEW);
+  v_id      text := v_row ->> coalesce(TG_ARGV[0], 'id');
+  v_species text;
+  v_level   text;
+  v_role    text;
+BEGIN
+  IF v_id IS NULL THEN
+    RETURN NULL;
+  END IF;
+
+  SELECT mc.default_species, mc.composition_level, mc.governance_role
+    INTO v_species, v_level, v_role
+    FROM meta_catalog mc WHERE mc.collection_name = TG_TABLE_NAME;
+
+  INSERT INTO birth_registry (entity_code, collection_name, species_code, composition_level, governance_role,
+                              dot_origin, entity_id, birth_method, birth_trigger, jsonb_profile)
+  VALUES (TG_TABLE_NAME || ':' || v_id, TG_TABLE_NAME, v_species, v_level, v_role,
+          v_row ->> '_dot_origin', v_id::bigint, 'trigger', TG_NAME,
+          jsonb_build_object('op', TG_OP, 'table', TG_TABLE_NAME, 'keyed_by', 'id'))
+  ON CONFLICT (entity_code) DO NOTHING;
+
+  RETURN NULL;
+END
+$fn$;
