@@ -1,7 +1,8 @@
 // Compensations (DESIGN §4): each reads the ledger and undoes only what is there, so it is safe to
 // run after a crash, twice, or for a step whose acknowledgement was lost. History is never deleted:
-// a RESERVED permit is cancelled or failed, a finalized birth is retired (KB-4410 §D retire
-// transition), the break-glass entry stays as the audit record.
+// a RESERVED permit is cancelled or failed; a finalized admission has its row removed and its birth
+// retired (fn_admission_rollback: KB-4410 §D retire transition, whose gate retires only a birth
+// without a live row); the permit stays FINALIZED and the break-glass entry stays as the record.
 import { z } from 'zod';
 import type { Pool } from '../db/pool.ts';
 import { Actor, DbId, FailureType, Reason } from '../contracts/admission.ts';
@@ -36,7 +37,7 @@ export function compensationActivities(pool: Pool) {
       });
     },
 
-    /** The birth this permit finalized → retired (fn_birth_retire, idempotent). Not finalized: nothing written. */
+    /** The row this permit admitted removed, its birth retired (fn_admission_rollback, idempotent). Not finalized: nothing written. */
     async retireBirth(raw: RetireBirthInput): Promise<Undone & { birthId: string | null }> {
       const i = parseInput(RetireBirthInput, raw, 'retireBirth');
       return dbStep(`retire birth of permit ${i.permitId}`, async () => {
@@ -47,10 +48,8 @@ export function compensationActivities(pool: Pool) {
         if (ledger.birthId === null) {
           throw nonRetryable(FailureType.FINALIZE_NOT_CONFIRMED, `permit ${i.permitId} is FINALIZED without a linked birth`);
         }
-        const { rows } = await pool.query<{ id: string }>('SELECT fn_birth_retire($1, $2, $3, $4) AS id', [
-          ledger.permit.entityCode, ledger.permit.collection, i.actor, i.reason,
-        ]);
-        return { action: 'done', detail: `birth ${rows[0]!.id} retired`, birthId: String(rows[0]!.id) };
+        const { rows } = await pool.query<{ id: string }>('SELECT fn_admission_rollback($1::bigint, $2, $3) AS id', [i.permitId, i.actor, i.reason]);
+        return { action: 'done', detail: `row ${ledger.rowId} removed, birth ${rows[0]!.id} retired`, birthId: String(rows[0]!.id) };
       });
     },
   };

@@ -68,7 +68,7 @@ export async function readLedger(db: Queryable, permitId: string): Promise<Admis
     permit,
     rowId: idOrNull(s.row_id) ?? permit.rowId,
     birthId: idOrNull(s.birth_id) ?? permit.birthId,
-    birthStatus: (s.birth_status as string | null | undefined) ?? null,
+    birthStatus: ((s.birth as { status?: string } | null | undefined)?.status ?? s.birth_status ?? null) as string | null,
   });
 }
 

@@ -285,5 +285,12 @@ export type RollbackResult = z.infer<typeof RollbackResult>;
 
 /** One-line, human-readable summary of a zod failure for ApplicationFailure messages and the CLI. */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+  return error.issues
+    .map((i) => {
+      // A refused record key carries the key schema's own message one level down.
+      const nested = (i as { issues?: { message: string }[] }).issues?.map((n) => n.message).join(', ');
+      const message = nested ? `${i.message}: ${nested}` : i.message;
+      return i.path.length ? `${i.path.join('.')}: ${message}` : message;
+    })
+    .join('; ');
 }

@@ -7,7 +7,9 @@ import { FailureType } from '../contracts/admission.ts';
 import type { AdmissionRecord } from './admission-record.ts';
 import type { OperatorInbox } from './operator-inbox.ts';
 
-type Compensation = { name: string; run: () => Promise<unknown> };
+/** Who undoes, and why; a withdrawn permit ends CANCELLED (operator, cancellation) or FAILED (a step failed). */
+export type UndoContext = { permitTo: 'CANCELLED' | 'FAILED'; actor: string; reason: string };
+type Compensation = { name: string; run: (ctx: UndoContext) => Promise<unknown> };
 
 export class Compensations {
   private readonly stack: Compensation[] = [];
@@ -17,28 +19,28 @@ export class Compensations {
     private readonly inbox: OperatorInbox,
   ) {}
 
-  add(name: string, run: () => Promise<unknown>): void {
+  add(name: string, run: (ctx: UndoContext) => Promise<unknown>): void {
     this.stack.push({ name, run });
     this.record.state.compensations.pending = this.stack.map((c) => c.name).reverse();
   }
 
   /** Run every registered compensation, last first. Resolves only when all are done. */
-  runAll(why: string): Promise<void> {
+  runAll(ctx: UndoContext): Promise<void> {
     return CancellationScope.nonCancellable(async () => {
       const { compensations } = this.record.state;
       for (let c = this.stack.pop(); c; c = this.stack.pop()) {
-        this.record.enter('COMPENSATING', `${c.name} (${why})`);
-        await this.runUntilDone(c);
+        this.record.enter('COMPENSATING', `${c.name} (${ctx.reason})`);
+        await this.runUntilDone(c, ctx);
         compensations.done.push(c.name);
         compensations.pending = this.stack.map((s) => s.name).reverse();
       }
     });
   }
 
-  private async runUntilDone(c: Compensation): Promise<void> {
+  private async runUntilDone(c: Compensation, ctx: UndoContext): Promise<void> {
     for (;;) {
       try {
-        await c.run();
+        await c.run(ctx);
         return;
       } catch (err) {
         const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);

@@ -5,6 +5,6 @@ DROP FUNCTION IF EXISTS fn_permit_issue(text, text, text, integer, text, text, t
 DROP FUNCTION IF EXISTS fn_permit_transition(bigint, text, text, text);
 DROP FUNCTION IF EXISTS fn_permit_move(bigint, text, text, text);
 DROP FUNCTION IF EXISTS fn_admission_require_collection(text);
-DROP FUNCTION IF EXISTS fn_admission_require_text(text, text, integer);
+DROP FUNCTION IF EXISTS fn_admission_require_text(text, text, integer, boolean);
 DROP TABLE IF EXISTS birth_admission_permit_transition;
 DROP TABLE IF EXISTS birth_admission_permit;

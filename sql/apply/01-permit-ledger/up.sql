@@ -59,7 +59,7 @@ CREATE INDEX idx_permit_transition_permit ON birth_admission_permit_transition (
 
 -- CONTRACT.md "Errors": every function validates its input before any write and raises BG400 with
 -- a message that names the parameter (never echoing an oversized value back).
-CREATE FUNCTION fn_admission_require_text(p_name text, p_value text, p_max integer)
+CREATE FUNCTION fn_admission_require_text(p_name text, p_value text, p_max integer, p_free_text boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = public, pg_temp
@@ -75,7 +75,8 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'BG400',
       MESSAGE = format('%s is too long: %s characters, at most %s allowed', p_name, length(p_value), p_max);
   END IF;
-  IF p_value ~ '[[:cntrl:]]' THEN
+  -- Identifiers (codes, collections, actors, keys) are one line; free text (reasons) may have several.
+  IF NOT p_free_text AND p_value ~ '[[:cntrl:]]' THEN
     RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('%s must not contain control characters', p_name);
   END IF;
   RETURN p_value;
@@ -92,7 +93,7 @@ AS $$
 BEGIN
   PERFORM fn_admission_require_text('collection_name', p_collection_name, 200);
   IF NOT EXISTS (SELECT 1 FROM meta_catalog m
-                  WHERE m.collection = p_collection_name AND m.is_managed) THEN
+                  WHERE m.collection_name = p_collection_name AND m.managed) THEN
     RAISE EXCEPTION USING ERRCODE = 'BG400',
       MESSAGE = format('collection %s is unknown or not managed in meta_catalog', left(p_collection_name, 80));
   END IF;
@@ -303,6 +304,7 @@ BEGIN
                                FROM birth_admission_permit_transition t WHERE t.permit_id = p_permit_id), '[]'::jsonb),
     'row_id', v.row_id,
     'birth_id', v.birth_id,
+    'birth_status', v_birth ->> 'status',
     'birth', v_birth);
 END;
 $$;

@@ -9,9 +9,9 @@ RETURNS boolean
 LANGUAGE sql STABLE
 SET search_path = public, pg_temp
 AS $$
-  SELECT coalesce((SELECT lower(c.value) IN ('true', 't', 'on', '1', 'yes')
+  SELECT coalesce((SELECT c.config_value = 'true'::jsonb
                      FROM dot_config c
-                    WHERE c.dot_code = p_collection_name AND c.key = p_key), false)
+                    WHERE c.collection_name = p_collection_name AND c.config_key = p_key), false)
 $$;
 
 -- The stop-conditions the gate checks before it consumes a permit. Step 13 adds the registry-driven

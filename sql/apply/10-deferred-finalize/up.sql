@@ -80,6 +80,7 @@ DECLARE
   v_key text;
   v_val jsonb;
   v_cols text;
+  v_fields jsonb;
 BEGIN
   IF p_permit_id IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'permit_id must not be NULL';
@@ -122,11 +123,12 @@ BEGIN
       MESSAGE = format('permit %s is %s; only a RESERVED permit admits an insert', v.permit_id, v.state);
   END IF;
 
-  SELECT string_agg(format('%I', k), ', ' ORDER BY k) INTO v_cols
-    FROM jsonb_object_keys(p_fields || jsonb_build_object('code', v.entity_code)) k;
+  -- dot_tools.name is NOT NULL: without one the row is named by its code (family knowledge kept here).
+  v_fields := jsonb_build_object('name', v.entity_code) || p_fields || jsonb_build_object('code', v.entity_code);
+  SELECT string_agg(format('%I', k), ', ' ORDER BY k) INTO v_cols FROM jsonb_object_keys(v_fields) k;
   RETURN QUERY EXECUTE format(
     'INSERT INTO dot_tools (%1$s) SELECT %1$s FROM jsonb_populate_record(NULL::dot_tools, $1) RETURNING id::bigint, code::text',
-    v_cols) USING p_fields || jsonb_build_object('code', v.entity_code);
+    v_cols) USING v_fields;
 END;
 $$;
 

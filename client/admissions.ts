@@ -1,0 +1,210 @@
+// The typed admission client DOTs and operators use (the CLI's admission verbs are thin wrappers).
+// Every payload is validated with the contract's zod schemas before anything reaches Temporal, so a
+// bad input is a clear local error and nothing is started or written.
+import {
+  type Client,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import {
+  AdmissionInput,
+  type AdmissionResult,
+  type AdmissionState,
+  admissionWorkflowId,
+  BreakGlassSignal,
+  CancelSignal,
+  CollectionName,
+  DEFAULT_COLLECTION,
+  describeIssues,
+  EntityCode,
+  FailureType,
+  RetrySignal,
+  RollbackSignal,
+  type RollbackResult,
+  rollbackWorkflowId,
+} from '../contracts/admission.ts';
+import { BirthCollection, BirthStage, BreakGlass, EntityCode as EntityCodeKey } from '../contracts/search-attributes.ts';
+import type { dotBirthAdmit, dotBirthRollback } from '../workflows/index.ts';
+import { attachUpdate, breakGlassSignal, cancelSignal, retrySignal, rollbackSignal, stateQuery } from '../workflows/messages.ts';
+
+/** A refused input: nothing was sent. */
+export class AdmissionInputError extends Error {
+  override name = 'AdmissionInputError';
+}
+
+function valid<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new AdmissionInputError(`${what}: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+export const AdmissionRef = z.strictObject({ collection: CollectionName.default(DEFAULT_COLLECTION), code: EntityCode });
+export type AdmissionRef = z.input<typeof AdmissionRef>;
+
+function handleOf(client: Client, raw: AdmissionRef): { ref: z.output<typeof AdmissionRef>; handle: WorkflowHandle<typeof dotBirthAdmit> } {
+  const ref = valid(AdmissionRef, raw, 'admission');
+  return { ref, handle: client.workflow.getHandle<typeof dotBirthAdmit>(admissionWorkflowId(ref.collection, ref.code)) };
+}
+
+export type Admitted = {
+  workflowId: string;
+  /** The state the caller attached to (null when the admission had already closed). */
+  state: AdmissionState | null;
+  /** With `wait`: the admission's result (every caller for the same code gets the same one). */
+  result?: AdmissionResult;
+};
+
+/**
+ * Admit `code` into its collection. Update-with-start with USE_EXISTING: the first caller starts the
+ * admission, every later or concurrent caller attaches to it — never a second birth. A finalized
+ * admission is final (ALLOW_DUPLICATE_FAILED_ONLY); a cancelled or failed one may be admitted afresh.
+ */
+export async function admitByCode(
+  client: Client,
+  raw: AdmissionInput,
+  opts: { taskQueue: string; wait?: boolean },
+): Promise<Admitted> {
+  const input = valid(AdmissionInput, raw, 'admission');
+  const workflowId = admissionWorkflowId(input.collection, input.code);
+  const start = new WithStartWorkflowOperation<typeof dotBirthAdmit>('dotBirthAdmit', {
+    workflowId,
+    taskQueue: opts.taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+    typedSearchAttributes: [
+      { key: BirthStage, value: 'PREFLIGHT' },
+      { key: EntityCodeKey, value: input.code },
+      { key: BirthCollection, value: input.collection },
+      { key: BreakGlass, value: false },
+    ],
+    staticSummary: `Birth admission of ${input.collection} \`${input.code}\``,
+    staticDetails: `dot-birth-admit: preflight → permit → insert under the permit → finalize. Requested by ${input.requestedBy}.`,
+  });
+
+  let state: AdmissionState | null = null;
+  let handle: WorkflowHandle<typeof dotBirthAdmit>;
+  try {
+    state = await client.workflow.executeUpdateWithStart(attachUpdate, {
+      args: [{ requestedBy: input.requestedBy }],
+      startWorkflowOperation: start,
+    });
+    handle = await start.workflowHandle();
+  } catch (err) {
+    // Closed and final (finalized): attach to what it ended with.
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    handle = client.workflow.getHandle<typeof dotBirthAdmit>(workflowId);
+  }
+  const admitted: Admitted = { workflowId, state };
+  if (opts.wait) admitted.result = await handle.result();
+  return admitted;
+}
+
+export type AdmissionStatus = {
+  workflowId: string;
+  runId: string;
+  status: string;
+  state: AdmissionState | null;
+};
+
+export async function status(client: Client, raw: AdmissionRef): Promise<AdmissionStatus> {
+  const { handle } = handleOf(client, raw);
+  const d = await handle.describe();
+  const state = await handle.query(stateQuery).catch(() => null);
+  return { workflowId: d.workflowId, runId: d.runId, status: d.status.name, state };
+}
+
+export async function retry(client: Client, ref: AdmissionRef, raw: RetrySignal): Promise<void> {
+  const payload = valid(RetrySignal, raw, 'retry');
+  await handleOf(client, ref).handle.signal(retrySignal, payload);
+}
+
+export async function breakGlass(client: Client, ref: AdmissionRef, raw: BreakGlassSignal): Promise<void> {
+  const payload = valid(BreakGlassSignal, raw, 'break-glass');
+  await handleOf(client, ref).handle.signal(breakGlassSignal, payload);
+}
+
+export async function cancel(client: Client, ref: AdmissionRef, raw: CancelSignal): Promise<void> {
+  const payload = valid(CancelSignal, raw, 'cancel');
+  await handleOf(client, ref).handle.signal(cancelSignal, payload);
+}
+
+export type RolledBack =
+  | { via: 'signal'; stage: 'ROLLED_BACK'; workflowId: string }
+  | ({ via: 'dotBirthRollback' } & RollbackResult);
+
+/**
+ * Undo an admission. While it runs: the `rollback` signal (compensations in reverse). Once it has
+ * finalized and completed: the dotBirthRollback workflow retires the birth. A signal that races the
+ * completion is caught the same way: the admission's outcome decides.
+ */
+export async function rollback(client: Client, rawRef: AdmissionRef, raw: RollbackSignal, opts: { taskQueue: string }): Promise<RolledBack> {
+  const payload = valid(RollbackSignal, raw, 'rollback');
+  const { ref, handle } = handleOf(client, rawRef);
+  const d = await handle.describe();
+  if (d.status.name === 'RUNNING') await handle.signal(rollbackSignal, payload);
+
+  let admitted: AdmissionResult;
+  try {
+    admitted = await handle.result();
+  } catch (err) {
+    const type = err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure ? err.cause.type : undefined;
+    if (type === FailureType.ADMISSION_ROLLED_BACK) return { via: 'signal', stage: 'ROLLED_BACK', workflowId: handle.workflowId };
+    throw new Error(`nothing to roll back: the admission of ${ref.collection}/${ref.code} did not finalize (${(err as Error).message})`);
+  }
+  const rolledBack = await client.workflow.execute<typeof dotBirthRollback>('dotBirthRollback', {
+    workflowId: rollbackWorkflowId(ref.collection, ref.code),
+    taskQueue: opts.taskQueue,
+    args: [{ collection: ref.collection, code: ref.code, permitId: admitted.permitId, actor: payload.actor, reason: payload.reason }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: `Rollback of the birth of ${ref.collection} \`${ref.code}\``,
+  });
+  return { via: 'dotBirthRollback', ...rolledBack };
+}
+
+export type StuckBirth = {
+  workflowId: string;
+  collection: string;
+  code: string;
+  stage: string;
+  since: string | null;
+  waitingFor: string | null;
+  blockers: string[];
+  startTime: string;
+};
+
+/**
+ * Stuck births, from visibility (no per-workflow query): admissions parked for an operator —
+ * BLOCKED on a stop-condition, or COMPENSATION_FAILED. `olderThanMs` counts from when they parked.
+ */
+export async function listStuck(client: Client, opts: { olderThanMs?: number; now?: Date } = {}): Promise<StuckBirth[]> {
+  const now = opts.now ?? new Date();
+  const clauses = [
+    `WorkflowType = 'dotBirthAdmit'`,
+    `ExecutionStatus = 'Running'`,
+    `BirthStage IN ('BLOCKED', 'COMPENSATION_FAILED')`,
+  ];
+  // Parked after it started, so "parked for ≥ d" implies "started ≥ d ago": a server-side pre-filter.
+  if (opts.olderThanMs) clauses.push(`StartTime <= '${new Date(now.getTime() - opts.olderThanMs).toISOString()}'`);
+  const stuck: StuckBirth[] = [];
+  for await (const w of client.workflow.list({ query: clauses.join(' AND ') })) {
+    const memo = (w.memo ?? {}) as { since?: string; waitingFor?: string | null; blockers?: string[] };
+    const since = memo.since ?? null;
+    if (opts.olderThanMs && since && now.getTime() - Date.parse(since) < opts.olderThanMs) continue;
+    stuck.push({
+      workflowId: w.workflowId,
+      collection: String(w.typedSearchAttributes.get(BirthCollection) ?? ''),
+      code: String(w.typedSearchAttributes.get(EntityCodeKey) ?? ''),
+      stage: String(w.typedSearchAttributes.get(BirthStage) ?? ''),
+      since,
+      waitingFor: memo.waitingFor ?? null,
+      blockers: memo.blockers ?? [],
+      startTime: w.startTime.toISOString(),
+    });
+  }
+  return stuck;
+}

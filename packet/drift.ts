@@ -1,0 +1,161 @@
+// The entry drift check: before a run touches anything, the catalog must be a state the packet
+// knows how to move from. Precisely, a run is refused when any of these fails:
+//
+//  1. packet prefix — the steps whose verify.sql holds are exactly 1..k for some k (no hole: e.g.
+//     step 4 applied while step 3 is not means someone changed the estate by hand);
+//  2. expected entry state — sql/runner/entry_state.sql: the 'always' checks (identity columns NOT
+//     NULL, no FK into birth_registry, birth bindings present and none disabled, kill switch unset,
+//     dot_tools code generation present), and when k = 0 the 'unapplied' checks (KB-2590 as found:
+//     UNIQUE(entity_code) present, no composite, both entry conflict targets, no permit ledger, no
+//     gate or finalize on dot_tools);
+//  3. recorded baseline — the *governed projection* of the live fingerprint equals that of the last
+//     state this runner recorded in its ledger (the newest exit fingerprint of a step or run). It is
+//     what the runner left behind; a difference means a governed object changed behind its back.
+//     Before the first run there is nothing recorded and the check says so. When the operator passes
+//     the governed hash they rehearsed (`expectGovernedHash`, from the rehearsal report), that hash is
+//     authoritative instead: the live state must equal exactly what was rehearsed;
+//  4. in-database baselines — once step 16 is applied, fn_drift_check() (comparing with the step-12
+//     baselines, KB-3A66 §8) must return no row.
+//
+// The governed projection (not the whole of `public`, where Directus adds collections every day) is:
+// the packet's and the estate's birth functions, the constraints, indexes, triggers and columns of
+// the governed tables, every trigger calling a governed function (the 166 bindings, the 16 gates),
+// the binding count, permit-table presence and the dot_tools unborn count. Row counts are left out:
+// live traffic moves them and they are not schema.
+import type pg from 'pg';
+import { readSql } from '../db/sql-files.ts';
+import { diffFingerprints, fingerprintHash, type Fingerprint, type FingerprintDiff } from './fingerprint.ts';
+import type { RecordedState } from './ledger.ts';
+import type { PacketStep } from './steps.ts';
+import { verifyStepSql, type VerifyResult } from './verify.ts';
+
+export const GOVERNED_TABLES = [
+  'birth_registry', 'dot_tools', 'birth_admission_permit', 'birth_admission_permit_transition',
+  'dot_config', 'meta_catalog', 'birth_drift_baseline', 'birth_break_glass',
+] as const;
+
+const GOVERNED_FUNCTION = /^(fn_birth|fn_pre_birth_check|fn_permit_|fn_admission_|fn_dt_|fn_dot_tools_permit_gate|fn_family_|fn_drift_|fn_break_glass|gen_code_dot_tools)/;
+
+const fnName = (signature: string) => signature.replace(/\(.*$/, '');
+const tableOfKey = (key: string) => key.split('.')[0]!;
+const isGovernedTable = (t: string) => (GOVERNED_TABLES as readonly string[]).includes(t);
+
+export type GovernedProjection = Record<string, unknown>;
+
+export function governedProjection(fp: Fingerprint): GovernedProjection {
+  const pick = <T>(o: Record<string, T>, keep: (k: string, v: T) => boolean) =>
+    Object.fromEntries(Object.entries(o).filter(([k, v]) => keep(k, v)));
+  const governedFns = new Set(Object.keys(fp.functions).filter((k) => GOVERNED_FUNCTION.test(fnName(k))));
+  return {
+    functions: pick(fp.functions, (k) => governedFns.has(k)),
+    constraints: pick(fp.constraints, (k) => isGovernedTable(tableOfKey(k))),
+    indexes: pick(fp.indexes, (_k, v) => GOVERNED_TABLES.some((t) => v.def.includes(` ON public.${t} `))),
+    triggers: pick(fp.triggers, (k, v) => isGovernedTable(tableOfKey(k)) || GOVERNED_FUNCTION.test(v.function)),
+    relations: pick(fp.relations, (k) => isGovernedTable(k) || k.startsWith('v_permit_')),
+    birth_trigger_bindings: fp.birth_trigger_bindings,
+    permit_table_present: fp.permit_table_present,
+    dot_tools_unborn: fp.dot_tools_unborn,
+  };
+}
+
+export const governedHash = (fp: Fingerprint) => fingerprintHash(governedProjection(fp));
+
+/** Everything but row counts: what "the catalog is back to the entry fingerprint" compares. */
+export function catalogPart(fp: Fingerprint): Record<string, unknown> {
+  const { row_counts: _ignored, ...rest } = fp;
+  return rest;
+}
+
+export type DriftCheck = { check: string; ok: boolean; detail: string };
+
+export type DriftReport = {
+  ok: boolean;
+  /** Highest k such that steps 1..k all verify. */
+  appliedThrough: number;
+  steps: Array<{ step: number } & VerifyResult>;
+  checks: DriftCheck[];
+  governedHash: string;
+  baseline: { runId: string; step: number | null; hash: string; at: string } | null;
+  diff: FingerprintDiff[];
+};
+
+export async function stepStates(q: Pick<pg.Pool, 'query'>, steps: PacketStep[]): Promise<Array<{ step: number } & VerifyResult>> {
+  const out: Array<{ step: number } & VerifyResult> = [];
+  for (const s of steps) out.push({ step: s.step, ...(await verifyStepSql(q, s)) });
+  return out;
+}
+
+export async function checkEntry(
+  q: Pick<pg.Pool, 'query'>,
+  steps: PacketStep[],
+  opts: { current: Fingerprint; recorded?: RecordedState; expectGovernedHash?: string },
+): Promise<DriftReport> {
+  const states = await stepStates(q, steps);
+  const firstOff = states.findIndex((s) => !s.ok);
+  const appliedThrough = firstOff === -1 ? (states.at(-1)?.step ?? 0) : firstOff === 0 ? 0 : states[firstOff - 1]!.step;
+  const ahead = states.filter((s) => s.ok && s.step > appliedThrough);
+  const checks: DriftCheck[] = [{
+    check: 'packet prefix',
+    ok: ahead.length === 0,
+    detail: ahead.length === 0
+      ? `steps 1..${appliedThrough} hold, the rest do not`
+      : `steps 1..${appliedThrough} hold but step(s) ${ahead.map((s) => s.step).join(', ')} also hold: a hole, not a packet state`,
+  }];
+
+  const entry = await q.query<{ check: string; scope: 'always' | 'unapplied'; ok: boolean; detail: string }>(readSql('runner/entry_state.sql'));
+  for (const row of entry.rows) {
+    if (row.scope === 'unapplied' && appliedThrough > 0) continue;
+    checks.push({ check: row.check, ok: row.ok, detail: row.detail });
+  }
+
+  const hash = governedHash(opts.current);
+  let diff: FingerprintDiff[] = [];
+  if (opts.recorded) {
+    diff = diffFingerprints(governedProjection(opts.recorded.fingerprint), governedProjection(opts.current));
+  }
+  if (opts.expectGovernedHash) {
+    checks.push({
+      check: 'rehearsed governed hash',
+      ok: hash === opts.expectGovernedHash,
+      detail: hash === opts.expectGovernedHash
+        ? `governed hash ${hash.slice(0, 12)}… is the rehearsed one`
+        : `governed hash ${hash.slice(0, 12)}… differs from the rehearsed ${opts.expectGovernedHash.slice(0, 12)}…`,
+    });
+    if (diff.length) checks.push({ check: 'recorded baseline', ok: true, detail: `differs from run ${opts.recorded!.runId} in ${diff.length} place(s); accepted: the rehearsed hash is authoritative` });
+  } else if (opts.recorded) {
+    checks.push({
+      check: 'recorded baseline',
+      ok: diff.length === 0,
+      detail: diff.length === 0
+        ? `governed objects as the runner left them (run ${opts.recorded.runId}${opts.recorded.step === null ? '' : `, step ${opts.recorded.step}`})`
+        : `${diff.length} governed difference(s) since run ${opts.recorded.runId}: ${diff.slice(0, 5).map((d) => d.path).join(', ')}`,
+    });
+  } else {
+    checks.push({ check: 'recorded baseline', ok: true, detail: 'none recorded yet (first run on this database)' });
+  }
+
+  checks.push(await driftMonitorCheck(q));
+
+  return {
+    ok: checks.every((c) => c.ok),
+    appliedThrough,
+    steps: states,
+    checks,
+    governedHash: hash,
+    baseline: opts.recorded ? { runId: opts.recorded.runId, step: opts.recorded.step, hash: opts.recorded.hash, at: opts.recorded.at } : null,
+    diff,
+  };
+}
+
+/** Check 4: the packet's own drift monitor (step 16), when it is installed. */
+async function driftMonitorCheck(q: Pick<pg.Pool, 'query'>): Promise<DriftCheck> {
+  const has = await q.query<{ ok: boolean }>(`SELECT to_regprocedure('public.fn_drift_check()') IS NOT NULL AS ok`);
+  if (!has.rows[0]?.ok) return { check: 'in-database baselines', ok: true, detail: 'fn_drift_check not installed (step 16 not applied)' };
+  const r = await q.query<{ kind: string; name: string; drift: string }>('SELECT kind, name, drift FROM fn_drift_check() ORDER BY kind, name');
+  return {
+    check: 'in-database baselines',
+    ok: r.rows.length === 0,
+    detail: r.rows.length === 0 ? 'fn_drift_check(): no drift against the step-12 baselines'
+      : `fn_drift_check(): ${r.rows.slice(0, 5).map((d) => `${d.kind} ${d.name} ${d.drift}`).join(', ')}${r.rows.length > 5 ? ', …' : ''}`,
+  };
+}

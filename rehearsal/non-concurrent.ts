@@ -1,0 +1,17 @@
+// CONCURRENTLY cannot run inside a transaction block, so the rehearsal runs the plain form of a
+// CONCURRENTLY step inside its BEGIN … ROLLBACK (issue 3: "non-concurrent index build inside the
+// transaction"). A step may ship its own rehearse.sql; otherwise the one keyword is removed from
+// the statement, which builds the same index under a SHARE lock instead of SHARE UPDATE EXCLUSIVE.
+import type { PacketStep } from '../packet/steps.ts';
+
+export function rehearsalSql(step: PacketStep): string {
+  if (!step.meta.concurrently) return step.up;
+  if (step.rehearse) return step.rehearse;
+  const code = step.up.split('\n').filter((l) => !/^\s*--/.test(l)).join('\n');
+  const plain = code.replace(/\bCONCURRENTLY\b\s*/gi, '');
+  if (plain === code) throw new Error(`step ${step.step} is marked concurrently but its up.sql has no CONCURRENTLY`);
+  return plain;
+}
+
+/** The promotion of a concurrently built index (KB-7D57 step 3, ADD CONSTRAINT … USING INDEX). */
+export const isPromotion = (step: PacketStep) => /\bUSING\s+INDEX\b/i.test(step.up.replace(/--[^\n]*/g, ''));

@@ -1,0 +1,138 @@
+-- KB-4410 §D.4 / KB-7D57 owner checklist: a registry-driven, per-family code rule replaces the
+-- hardcoded ^[A-Z]+-[0-9]+$ of fn_pre_birth_check check (3), which rejects 100% of entity_species
+-- and ~47% of dot_tools (KB-35E7 §4.4). The rule is data in meta_catalog; coverage is a view that
+-- says STOP for any family whose registered rule does not fit its own rows.
+
+-- Nullable, no default: a catalog-only change, no table rewrite.
+ALTER TABLE meta_catalog ADD COLUMN code_pattern varchar;
+
+-- dot_tools: generated codes (DOT-nnn, gen_code_dot_tools) and hand-written kebab-case DOT codes.
+UPDATE meta_catalog SET code_pattern = '^(DOT-[0-9]{3,}|[a-z][a-z0-9]*(-[a-z0-9]+)+)$'
+ WHERE collection_name = 'dot_tools';
+
+-- Does p_code satisfy its family's rule? The registered pattern, else the entry rule.
+CREATE FUNCTION fn_family_code_rule(p_collection_name text, p_entity_code text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = public, pg_temp
+AS $$
+  SELECT p_entity_code ~ coalesce((SELECT mc.code_pattern FROM meta_catalog mc
+                                    WHERE mc.collection_name = p_collection_name), '^[A-Z]+-[0-9]+$')
+$$;
+
+-- Registry-driven coverage: every managed code-keyed family, its effective rule, how many of its
+-- rows fail it. STOP-on-mismatch: a family with failing rows must not be enforced until fixed.
+CREATE FUNCTION fn_birth_code_rule_coverage()
+RETURNS TABLE (collection_name text, code_pattern text, rule_source text, row_count bigint, failing bigint,
+               sample_failing text, status text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  m record;
+BEGIN
+  FOR m IN SELECT mc.collection_name::text AS coll, mc.code_field::text AS field, mc.code_pattern::text AS pat
+             FROM meta_catalog mc
+            WHERE mc.managed AND mc.birth_mode = 'code' AND mc.code_field IS NOT NULL
+              AND to_regclass(format('public.%I', mc.collection_name)) IS NOT NULL
+            ORDER BY mc.collection_name
+  LOOP
+    RETURN QUERY EXECUTE format(
+      'SELECT %1$L::text, %2$L::text, %3$L::text, count(*), count(*) FILTER (WHERE NOT (t.%4$I::text ~ %2$L)),
+              min(t.%4$I::text) FILTER (WHERE NOT (t.%4$I::text ~ %2$L)),
+              CASE WHEN count(*) FILTER (WHERE NOT (t.%4$I::text ~ %2$L)) = 0 THEN ''OK'' ELSE ''STOP'' END
+         FROM public.%5$I t WHERE t.%4$I IS NOT NULL',
+      m.coll, coalesce(m.pat, '^[A-Z]+-[0-9]+$'), CASE WHEN m.pat IS NULL THEN 'entry-rule' ELSE 'registry' END,
+      m.field, m.coll);
+  END LOOP;
+END;
+$$;
+REVOKE ALL ON FUNCTION fn_birth_code_rule_coverage() FROM PUBLIC;
+
+CREATE VIEW v_birth_code_rule_coverage AS SELECT * FROM fn_birth_code_rule_coverage();
+REVOKE ALL ON v_birth_code_rule_coverage FROM PUBLIC;
+
+-- The permit gate enforces the family rule (CONTRACT.md "Triggers on dot_tools"): the precheck of
+-- step 9 gains it. Step 15 adds the break-glass exemption.
+CREATE OR REPLACE FUNCTION fn_admission_precheck(p_collection_name text, p_entity_code text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+  IF p_entity_code IS NULL OR btrim(p_entity_code) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = format('%s insert refused: the row has no code, so no birth permit can match it', p_collection_name);
+  END IF;
+  IF NOT fn_family_code_rule(p_collection_name, p_entity_code) THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = format('%s insert of %s refused: the code does not match the family code rule %s', p_collection_name,
+                       left(p_entity_code, 80),
+                       coalesce((SELECT mc.code_pattern FROM meta_catalog mc WHERE mc.collection_name = p_collection_name),
+                                '^[A-Z]+-[0-9]+$')),
+      HINT = 'meta_catalog.code_pattern holds the rule; an operator break-glass admits an exception';
+  END IF;
+END;
+$$;
+
+-- OID-stable body swap of fn_pre_birth_check (the advisory gate fn_birth_gate calls it): check (3)
+-- reads meta_catalog.code_pattern. Rollback restores the entry body byte for byte.
+CREATE OR REPLACE FUNCTION fn_pre_birth_check(p_collection text, p_code text, p_name text DEFAULT NULL,
+                                   p_dot_origin text DEFAULT NULL)
+RETURNS TABLE (check_no integer, check_name text, detail text)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+  v_managed    boolean;
+  v_name_field text;
+  v_taken      boolean;
+  v_born_in    text;
+  v_pattern    text;
+BEGIN
+  SELECT mc.managed, mc.name_field, coalesce(mc.code_pattern, '^[A-Z]+-[0-9]+$')
+    INTO v_managed, v_name_field, v_pattern
+    FROM meta_catalog mc WHERE mc.collection_name = p_collection;
+
+  -- (1) collection in meta_catalog, managed
+  IF NOT coalesce(v_managed, false) THEN
+    check_no := 1; check_name := 'collection_managed';
+    detail := format('collection %s is not managed in meta_catalog', p_collection);
+    RETURN NEXT;
+  END IF;
+
+  -- (2) _dot_origin non-empty
+  IF p_dot_origin IS NULL OR btrim(p_dot_origin) = '' THEN
+    check_no := 2; check_name := 'dot_origin_present';
+    detail := '_dot_origin is empty';
+    RETURN NEXT;
+  END IF;
+
+  -- (3) code format, registry-driven: meta_catalog.code_pattern, the entry rule where none is registered
+  IF p_code IS NULL OR p_code !~ coalesce(v_pattern, '^[A-Z]+-[0-9]+$') THEN
+    check_no := 3; check_name := 'code_format';
+    detail := format('code %s does not match %s', coalesce(p_code, '<null>'), coalesce(v_pattern, '^[A-Z]+-[0-9]+$'));
+    RETURN NEXT;
+  END IF;
+
+  -- (4) name uniqueness within the collection
+  IF p_name IS NOT NULL AND v_name_field IS NOT NULL AND to_regclass(quote_ident(p_collection)) IS NOT NULL THEN
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I WHERE %I = $1)', p_collection, v_name_field)
+      INTO v_taken USING p_name;
+    IF v_taken THEN
+      check_no := 4; check_name := 'name_unique';
+      detail := format('name %s already exists in %s', p_name, p_collection);
+      RETURN NEXT;
+    END IF;
+  END IF;
+
+  -- (5) code uniqueness across the registry
+  SELECT br.collection_name INTO v_born_in FROM birth_registry br WHERE br.entity_code = p_code;
+  IF FOUND THEN
+    check_no := 5; check_name := 'code_unique';
+    detail := format('code %s is already born in %s', p_code, v_born_in);
+    RETURN NEXT;
+  END IF;
+END
+$fn$;
+
+-- Governed bodies changed legitimately: the drift watch compares against this capture from now on.
+SELECT fn_drift_capture_baseline('step-13');

@@ -1,0 +1,86 @@
+-- The least-privilege login role of the admission worker (issue 3 §4, DESIGN §3: "the worker
+-- connects as a non-superuser role"). It issues and moves permits only through the SECURITY DEFINER
+-- functions, inserts into dot_tools, reads the permit views. It has no UPDATE/DELETE on
+-- birth_admission_permit and owns nothing, so it cannot ALTER TABLE dot_tools DISABLE TRIGGER.
+--
+-- Run after the apply packet, as a superuser, in the target database; re-runnable. Grants are
+-- made for what exists, so it also fits a packet applied only part of the way.
+--
+-- Password: the caller passes it as a parameter, never in this file:
+--   BEGIN; SELECT set_config('birthgate.worker_password', $1, true); <this file>; COMMIT;
+-- (is_local = true: the setting ends with the transaction). Without it the password is left as is.
+DO $$
+DECLARE
+  v_password text := nullif(current_setting('birthgate.worker_password', true), '');
+BEGIN
+  -- Roles are cluster-global and test databases share one cluster: a lock on the shared catalog
+  -- pg_authid serialises role DDL across every database, so two creators never race.
+  LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'birthgate_worker') THEN
+    CREATE ROLE birthgate_worker LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT;
+  ELSIF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'birthgate_worker'
+                  AND (rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls OR NOT rolcanlogin)) THEN
+    -- A pre-existing role with more power than this file grants is brought back down.
+    ALTER ROLE birthgate_worker LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+  END IF;
+  IF v_password IS NOT NULL THEN
+    IF length(v_password) < 8 OR length(v_password) > 200 THEN
+      RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'birthgate.worker_password must be 8 to 200 characters';
+    END IF;
+    EXECUTE format('ALTER ROLE birthgate_worker PASSWORD %L', v_password);
+  END IF;
+END
+$$;
+
+DO $$
+DECLARE
+  v_fn text;
+  v_rel text;
+BEGIN
+  EXECUTE format('GRANT CONNECT ON DATABASE %I TO birthgate_worker', current_database());
+  GRANT USAGE ON SCHEMA public TO birthgate_worker;
+
+  -- The admission API (CONTRACT.md "Functions"): EXECUTE only; each is SECURITY DEFINER.
+  FOREACH v_fn IN ARRAY ARRAY[
+    'fn_permit_issue(text,text,text,integer,text,text,text)',
+    'fn_permit_transition(bigint,text,text,text)',
+    'fn_permit_expire_due(text)',
+    'fn_admission_state(bigint)',
+    'fn_admission_insert_dot_tools(bigint,jsonb)',
+    'fn_break_glass_open(text,text,text,text,text,bigint,text)',
+    'fn_birth_retire(text,text,text,text)',
+    'fn_drift_check()',
+    'fn_admission_assert_safe(text)',
+    'fn_admission_preflight(text,text)',
+    'fn_admission_rollback(bigint,text,text)'
+  ] LOOP
+    IF to_regprocedure('public.' || v_fn) IS NOT NULL THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION public.%s TO birthgate_worker', v_fn);
+    END IF;
+  END LOOP;
+
+  -- The read-only views: permits (KB-7D57 step 12) and the BLOCK dims the preflight reads.
+  FOREACH v_rel IN ARRAY ARRAY['v_permit_active', 'v_permit_stuck', 'v_permit_summary',
+                               'v_birth_code_rule_coverage', 'v_gate_drift'] LOOP
+    IF to_regclass('public.' || v_rel) IS NOT NULL THEN
+      EXECUTE format('GRANT SELECT ON public.%I TO birthgate_worker', v_rel);
+    END IF;
+  END LOOP;
+
+  -- The insert itself. The estate's own BEFORE/AFTER triggers on dot_tools run with the inserting
+  -- role's rights (fn_birth_gate reads meta_catalog and birth_registry, fn_birth_registry_auto inserts
+  -- the birth, fn_registry_changelog appends the audit row), so the worker needs exactly those.
+  IF to_regclass('public.dot_tools') IS NOT NULL THEN
+    GRANT SELECT, INSERT ON public.dot_tools TO birthgate_worker;
+  END IF;
+  GRANT SELECT ON public.meta_catalog, public.dot_config TO birthgate_worker;
+  GRANT SELECT, INSERT ON public.birth_registry TO birthgate_worker;
+  GRANT INSERT ON public.registry_changelog TO birthgate_worker;
+  FOR v_rel IN
+    SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relname LIKE ANY (ARRAY['dot_tools%', 'birth_registry%', 'registry_changelog%'])
+  LOOP
+    EXECUTE format('GRANT USAGE ON SEQUENCE %s TO birthgate_worker', v_rel);
+  END LOOP;
+END
+$$;

@@ -1,0 +1,158 @@
+// The SQL API past the KB-7D57 test plan (KB-4410 §D, CONTRACT.md): preflight stop-conditions, the
+// registry-driven code rule and its STOP-on-mismatch coverage, break-glass, retire and admission
+// rollback, the drift monitor's gate_drift dim, and the worker role's revoke counterpart.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { createPool } from '../db/pool.ts';
+import { readSql } from '../db/sql-files.ts';
+import { WORLD_FIGURES } from '../fixtures/figures.ts';
+import type { FreshDatabase } from './support/db.ts';
+import { applyStepsSql } from './support/packet-sql.ts';
+import { installWorkerRole, issuePermit, newDotCode, rejectsWith, workerUrl, worldDatabase } from './support/packet-world.ts';
+
+type Preflight = { blockers: Array<{ kind: string; detail: string }>; block_dims: Array<{ dim: string; count: number }>; code_rule_ok: boolean; family_flag: boolean; kill_switch: boolean };
+
+describe('admission SQL API beyond the test plan', () => {
+  let db: FreshDatabase;
+  let worker: pg.Pool;
+  const preflight = async (code: string, coll = 'dot_tools') =>
+    (await worker.query<{ p: Preflight }>('SELECT fn_admission_preflight($1, $2) AS p', [code, coll])).rows[0]!.p;
+
+  before(async () => {
+    db = await worldDatabase('admission_sql');
+    await applyStepsSql(db.pool, 99);
+    await installWorkerRole(db.pool);
+    worker = createPool(workerUrl(db.url), { max: 2, applicationName: 'test-worker' });
+  });
+  after(async () => {
+    await worker?.end();
+    await db?.dispose();
+  });
+
+  test('preflight is clear for a dot_tools code that passes its family rule', async () => {
+    const p = await preflight(newDotCode('pre-clear'));
+    assert.deepEqual(p.blockers, []);
+    assert.equal(p.family_flag, true);
+    assert.equal(p.code_rule_ok, true);
+  });
+
+  test('preflight names every stop-condition: code rule, family flag, kill switch', async () => {
+    assert.deepEqual((await preflight('DOT_bad code')).blockers.map((b) => b.kind), ['code_rule']);
+    assert.deepEqual((await preflight('sp-x', 'entity_species')).blockers.map((b) => b.kind), ['family_flag_off', 'code_rule']);
+    await db.pool.query(`INSERT INTO dot_config (collection_name, config_key, config_value) VALUES ('dot_tools', 'admission_halted', 'true')`);
+    try {
+      assert.deepEqual((await preflight(newDotCode('pre-halt'))).blockers.map((b) => b.kind), ['kill_switch']);
+    } finally {
+      await db.pool.query(`DELETE FROM dot_config WHERE collection_name = 'dot_tools' AND config_key = 'admission_halted'`);
+    }
+  });
+
+  test('a disabled governed trigger is drift: gate_drift blocks birth_admit until restored', async () => {
+    assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
+    await db.pool.query('ALTER TABLE dot_tools DISABLE TRIGGER trg_permit_gate_dot_tools');
+    try {
+      const drift = await db.pool.query<{ kind: string; name: string; drift: string }>('SELECT kind, name, drift FROM v_gate_drift ORDER BY kind');
+      assert.deepEqual(drift.rows, [
+        { kind: 'trigger', name: 'dot_tools.trg_permit_gate_dot_tools', drift: 'DISABLED' },
+        { kind: 'trigger_set', name: 'dot_tools', drift: 'CHANGED' },
+      ]);
+      const p = await preflight(newDotCode('pre-drift'));
+      assert.deepEqual(p.block_dims.map((d) => [d.dim, d.count]), [['gate_drift', 2]]);
+      await rejectsWith(worker.query(`SELECT * FROM fn_admission_assert_safe('birth_admit')`), 'BG423', /gate_drift=2/);
+      // Re-enabled as an ordinary trigger is still drift: replica mode would skip it (tgenabled 'O', not 'A').
+      await db.pool.query('ALTER TABLE dot_tools ENABLE TRIGGER trg_permit_gate_dot_tools');
+      const o = await db.pool.query<{ drift: string }>('SELECT drift FROM fn_drift_check()');
+      assert.deepEqual(o.rows, [{ drift: 'CHANGED' }]);
+    } finally {
+      await db.pool.query('ALTER TABLE dot_tools ENABLE ALWAYS TRIGGER trg_permit_gate_dot_tools');
+    }
+    assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
+  });
+
+  test('a swapped governed function body is drift', async () => {
+    const def = (await db.pool.query<{ d: string }>(`SELECT pg_get_functiondef('fn_dt_finalize'::regproc) AS d`)).rows[0]!.d;
+    await db.pool.query(def.replace("'finalized at commit, birth %s'", "'finalised at commit, birth %s'"));
+    try {
+      const d = await db.pool.query('SELECT kind, name, drift FROM fn_drift_check()');
+      assert.deepEqual(d.rows, [{ kind: 'function', name: 'fn_dt_finalize()', drift: 'CHANGED' }]);
+    } finally {
+      await db.pool.query(def);
+    }
+    assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
+  });
+
+  test('registry-driven code rule: dot_tools covered, entity_species STOP on mismatch', async () => {
+    const cov = await db.pool.query<{ collection_name: string; rule_source: string; row_count: string; failing: string; status: string }>(
+      `SELECT collection_name, rule_source, row_count, failing, status FROM v_birth_code_rule_coverage
+        WHERE collection_name IN ('dot_tools', 'entity_species') ORDER BY collection_name`);
+    const f = WORLD_FIGURES.test;
+    assert.deepEqual(cov.rows.map((r) => [r.collection_name, r.rule_source, Number(r.failing), r.status]), [
+      ['dot_tools', 'registry', 0, 'OK'],
+      ['entity_species', 'entry-rule', f.entitySpecies.codeRuleFailing, 'STOP'],
+    ]);
+    // fn_pre_birth_check check (3) now reads the registry: a kebab-case DOT code passes it.
+    const c = await db.pool.query(`SELECT check_name FROM fn_pre_birth_check('dot_tools', 'dot-kb-sync', NULL, 'x') WHERE check_no = 3`);
+    assert.equal(c.rowCount, 0);
+    const s = await db.pool.query(`SELECT check_name FROM fn_pre_birth_check('entity_species', 'sp-lower-1', NULL, 'x') WHERE check_no = 3`);
+    assert.equal(s.rowCount, 1);
+  });
+
+  test('break-glass admits a code outside the family rule, only in its own transaction', async () => {
+    const code = 'DOT_LEGACY_7';
+    const permitId = await issuePermit(worker, code);
+    await rejectsWith(worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [permitId]), 'BG403', /family code rule/);
+    // A break-glass committed earlier does not admit a later insert (it is bound to its txid).
+    await worker.query(`SELECT fn_break_glass_open($1, 'dot_tools', 'op@test', 'earlier', 'APR-0', $2, NULL)`, [code, permitId]);
+    await rejectsWith(worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [permitId]), 'BG403', /family code rule/);
+    const c = await worker.connect();
+    try {
+      await c.query('BEGIN');
+      const bg = await c.query(`SELECT (fn_break_glass_open($1, 'dot_tools', 'op@test', 'legacy code, ticket OPS-9', 'APR-9', $2, 'wf:x')).break_glass_id AS id`, [code, permitId]);
+      await c.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [permitId]);
+      await c.query('COMMIT');
+      const p = await db.pool.query(`SELECT state, break_glass, break_glass_id FROM birth_admission_permit WHERE permit_id = $1`, [permitId]);
+      assert.deepEqual(p.rows[0], { state: 'FINALIZED', break_glass: true, break_glass_id: bg.rows[0].id });
+    } finally {
+      c.release();
+    }
+    const b = await db.pool.query(`SELECT jsonb_profile -> 'admission' ->> 'break_glass' AS bg FROM birth_registry WHERE entity_code = $1`, [code]);
+    assert.deepEqual(b.rows, [{ bg: 'true' }]);
+    const row = await db.pool.query(`SELECT name FROM dot_tools WHERE code = $1`, [code]);
+    assert.deepEqual(row.rows, [{ name: code }], 'name defaults to the code');
+  });
+
+  test('admission rollback removes the row and retires the birth, idempotently', async () => {
+    const code = newDotCode('rollback');
+    const permitId = await issuePermit(worker, code);
+    await rejectsWith(worker.query(`SELECT fn_admission_rollback($1, 'op', 'undo')`, [permitId]), 'BG428', /RESERVED/);
+    await worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{"name":"to undo"}')`, [permitId]);
+    const id1 = (await worker.query(`SELECT fn_admission_rollback($1, 'op', 'undo') AS id`, [permitId])).rows[0].id;
+    const id2 = (await worker.query(`SELECT fn_admission_rollback($1, 'op', 'undo again') AS id`, [permitId])).rows[0].id;
+    assert.equal(id1, id2);
+    const b = await db.pool.query(`SELECT id, status FROM birth_registry WHERE entity_code = $1 AND collection_name = 'dot_tools'`, [code]);
+    assert.deepEqual(b.rows, [{ id: id1, status: 'retired' }]);
+    assert.equal((await db.pool.query(`SELECT 1 FROM dot_tools WHERE code = $1`, [code])).rowCount, 0);
+    const st = await worker.query(`SELECT fn_admission_state($1) AS s`, [permitId]);
+    assert.equal(st.rows[0].s.permit.state, 'FINALIZED');
+    assert.equal(st.rows[0].s.birth_status, 'retired');
+    const t = await db.pool.query(`SELECT from_status, to_status FROM birth_status_transition WHERE birth_id = $1`, [id1]);
+    assert.deepEqual(t.rows, [{ from_status: 'born', to_status: 'retired' }]);
+  });
+
+  test('the status vocabulary CHECK refuses anything but born and retired', async () => {
+    await rejectsWith(db.pool.query(`UPDATE birth_registry SET status = 'zombie' WHERE id = (SELECT min(id) FROM birth_registry)`), '23514');
+  });
+
+  test('birthgate_worker_drop.sql leaves the worker nothing in this database', async () => {
+    await db.pool.query(readSql('roles/birthgate_worker_drop.sql'));
+    const r = await db.pool.query<{ exists: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'birthgate_worker') AS exists`);
+    if (r.rows[0]!.exists) {
+      const g = await db.pool.query(`SELECT count(*)::int AS n FROM information_schema.role_table_grants WHERE grantee = 'birthgate_worker'`);
+      assert.equal(g.rows[0].n, 0);
+      const f = await db.pool.query(`SELECT has_function_privilege('birthgate_worker', 'fn_permit_issue(text,text,text,integer,text,text,text)', 'EXECUTE') AS x`);
+      assert.equal(f.rows[0].x, false);
+    }
+    await installWorkerRole(db.pool); // leave the role as other test files expect it
+  });
+});

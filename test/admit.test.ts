@@ -1,0 +1,133 @@
+// dotBirthAdmit end to end on a real Temporal dev server and a real PostgreSQL 16 with the apply
+// packet (DESIGN §4, issue 4 "Tests"). Assertions are on the database and on the workflow.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { randomInt } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
+import { admitByCode, breakGlass, cancel, listStuck, rollback, status } from '../client/admissions.ts';
+import { admissionWorkflowId } from '../contracts/admission.ts';
+import { BirthStage, EntityCode } from '../contracts/search-attributes.ts';
+import { admissionHarness, type AdmissionHarness, freshCode, written } from './support/admission-harness.ts';
+import { runCli } from './support/cli.ts';
+import { testEnv } from './support/env.ts';
+import { eventually } from './support/temporal.ts';
+
+/** Fails the dot_tools family rule (registry pattern of step 13): a stop-condition. */
+const ruleBreakingCode = () => `Tool_${randomInt(1e8, 1e9)}`;
+const fields = (code: string) => ({ name: `tool ${code}` });
+const operator = { actor: 'ops@birthgate.test', reason: 'OPS-42 owner approved the exception' };
+
+describe('dotBirthAdmit on the real stack', () => {
+  let h: AdmissionHarness;
+  before(async () => (h = await admissionHarness('admit')));
+  after(async () => h?.stop());
+
+  const admit = (code: string, wait = true) =>
+    admitByCode(h.client, { code, fields: fields(code), requestedBy: 'test' }, { taskQueue: h.taskQueue, wait });
+
+  test('the worker connects as birthgate_worker, not a superuser', async () => {
+    const { rows } = await h.workerPool.query<{ current_user: string; rolsuper: boolean }>(
+      'SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user',
+    );
+    assert.deepEqual(rows[0], { current_user: 'birthgate_worker', rolsuper: false });
+  });
+
+  test('a clean admission is born once: one row, one birth, the permit FINALIZED and linked', async () => {
+    const code = freshCode();
+    const { result } = await admit(code);
+    assert.ok(result);
+    assert.equal(result.stage, 'FINALIZED');
+    assert.equal(result.breakGlass, false);
+    const w = await written(h.db.pool, code);
+    assert.equal(w.rows, 1);
+    assert.equal(w.births.length, 1);
+    assert.deepEqual(w.permits, [{ permit_id: result.permitId, state: 'FINALIZED', break_glass: false, row_id: result.rowId, birth_id: result.birthId }]);
+    assert.equal(w.births[0]!.id, result.birthId);
+
+    const d = await h.client.workflow.getHandle(admissionWorkflowId('dot_tools', code)).describe();
+    assert.equal(d.typedSearchAttributes.get(BirthStage), 'FINALIZED');
+    assert.equal(d.typedSearchAttributes.get(EntityCode), code);
+    assert.equal(await d.staticSummary(), `Birth admission of dot_tools \`${code}\``);
+  });
+
+  test('the same code admitted twice in a row attaches to the first admission: one birth, the same result', async () => {
+    const code = freshCode();
+    const first = await admit(code);
+    const second = await admit(code);
+    assert.deepEqual(second.result, first.result);
+    const w = await written(h.db.pool, code);
+    assert.equal(w.rows, 1);
+    assert.equal(w.births.length, 1);
+    assert.equal(w.permits.length, 1);
+  });
+
+  test('20 concurrent admits of one code make one birth, and every caller gets the same result', async () => {
+    const code = freshCode();
+    const all = await Promise.all(Array.from({ length: 20 }, () => admit(code)));
+    for (const a of all) assert.deepEqual(a.result, all[0]!.result);
+    const w = await written(h.db.pool, code);
+    assert.equal(w.rows, 1);
+    assert.equal(w.births.length, 1);
+    assert.deepEqual(w.permits.map((p) => p.state), ['FINALIZED']);
+  });
+
+  test('a stop-condition parks a stuck birth (stuck, visibility); break-glass admits it under a ledger entry', async () => {
+    const code = ruleBreakingCode();
+    await admit(code, false);
+    const stuck = await eventually(async () => (await listStuck(h.client)).find((s) => s.code === code), 'the stuck birth in listStuck');
+    assert.equal(stuck.stage, 'BLOCKED');
+    assert.match(stuck.blockers.join(' '), /code_rule/);
+
+    // The CLI verb, and the raw visibility query an operator would type in the UI.
+    const env = { ...process.env, TEMPORAL_ADDRESS: testEnv().temporalAddress, DATABASE_URL: h.db.url };
+    const cli = await runCli(['stuck', '--json'], env);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.ok((JSON.parse(cli.stdout) as { code: string }[]).some((s) => s.code === code));
+    const visible = [];
+    for await (const w of h.client.workflow.list({ query: `BirthStage = 'BLOCKED' AND EntityCode = '${code}'` })) visible.push(w.workflowId);
+    assert.deepEqual(visible, [admissionWorkflowId('dot_tools', code)]);
+    assert.deepEqual(await written(h.db.pool, code), { rows: 0, births: [], permits: [], breakGlass: 0 });
+
+    await breakGlass(h.client, { code }, { ...operator, approvalId: 'APPROVAL-7' });
+    const { result } = await admit(code);
+    assert.equal(result?.breakGlass, true);
+    const w = await written(h.db.pool, code);
+    assert.equal(w.rows, 1);
+    assert.equal(w.births.length, 1);
+    assert.equal(w.breakGlass, 1);
+    assert.deepEqual(w.permits.map((p) => [p.state, p.break_glass]), [['FINALIZED', true]]);
+    const ledger = await h.db.pool.query('SELECT actor, reason, approval_id FROM birth_break_glass WHERE entity_code = $1', [code]);
+    assert.deepEqual(ledger.rows[0], { actor: operator.actor, reason: operator.reason, approval_id: 'APPROVAL-7' });
+  });
+
+  test('cancel of another stuck birth: nothing written, no permit left active, the admission ends CANCELLED', async () => {
+    const code = ruleBreakingCode();
+    const { workflowId } = await admit(code, false);
+    await eventually(async () => ((await status(h.client, { code })).state?.stage === 'BLOCKED' ? true : undefined), 'BLOCKED');
+    await cancel(h.client, { code }, operator);
+    const err = await h.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.equal((err.cause as ApplicationFailure).type, 'ADMISSION_CANCELLED');
+    const w = await written(h.db.pool, code);
+    assert.equal(w.rows, 0);
+    assert.equal(w.births.length, 0);
+    assert.ok(w.permits.every((p) => p.state === 'CANCELLED'), JSON.stringify(w.permits));
+    assert.equal((await status(h.client, { code })).state?.stage, 'CANCELLED');
+  });
+
+  test('rollback after FINALIZED retires the birth and keeps the history', async () => {
+    const code = freshCode();
+    const { result } = await admit(code);
+    const r = await rollback(h.client, { code }, operator, { taskQueue: h.taskQueue });
+    assert.equal(r.via, 'dotBirthRollback');
+    assert.equal(r.stage, 'ROLLED_BACK');
+    const w = await written(h.db.pool, code);
+    assert.equal(w.rows, 1, 'the row stays');
+    assert.deepEqual(w.births, [{ id: result!.birthId, status: 'retired' }]);
+    assert.deepEqual(w.permits.map((p) => p.state), ['FINALIZED']);
+    // Idempotent: a second rollback retires nothing new.
+    const again = await rollback(h.client, { code }, operator, { taskQueue: h.taskQueue });
+    assert.equal(again.stage, 'ROLLED_BACK');
+  });
+});

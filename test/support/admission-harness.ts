@@ -1,0 +1,70 @@
+// One admission test world: a fresh database with the packet applied, the worker's least-privilege
+// pool, a Temporal client, and the real admission worker on a task queue of its own.
+import { randomInt } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import { createPool, type Pool } from '../../db/pool.ts';
+import { prepareAdmissionWorld } from './admission-world.ts';
+import { freshDatabase, type FreshDatabase } from './db.ts';
+import { type RunningWorker, startAdmissionWorker, temporalClient, uniqueTaskQueue } from './temporal.ts';
+
+export type AdmissionHarness = {
+  db: FreshDatabase;
+  workerUrl: string;
+  workerPool: Pool;
+  client: Client;
+  taskQueue: string;
+  worker: RunningWorker | undefined;
+  startWorker(): Promise<RunningWorker>;
+  stop(): Promise<void>;
+};
+
+export async function admissionHarness(prefix: string, opts: { worker?: boolean } = {}): Promise<AdmissionHarness> {
+  const db = await freshDatabase(prefix);
+  const { workerUrl } = await prepareAdmissionWorld(db.pool, db.url);
+  const workerPool = createPool(workerUrl, { max: 10, applicationName: `test-worker-${prefix}` });
+  const t = await temporalClient();
+  const h: AdmissionHarness = {
+    db,
+    workerUrl,
+    workerPool,
+    client: t.client,
+    taskQueue: uniqueTaskQueue(prefix),
+    worker: undefined,
+    async startWorker() {
+      h.worker = await startAdmissionWorker({ taskQueue: h.taskQueue, pool: workerPool });
+      return h.worker;
+    },
+    async stop() {
+      await h.worker?.stop();
+      await t.close();
+      await workerPool.end();
+      await db.dispose();
+    },
+  };
+  if (opts.worker !== false) await h.startWorker();
+  return h;
+}
+
+/** A code the dot_tools family rule accepts, unique across test runs sharing one Temporal server. */
+export const freshCode = () => `DOT-${randomInt(1e8, 1e9)}`;
+
+export type Written = {
+  rows: number;
+  births: { id: string; status: string }[];
+  permits: { permit_id: string; state: string; break_glass: boolean; row_id: string | null; birth_id: string | null }[];
+  breakGlass: number;
+};
+
+/** Everything the database holds for one (code, dot_tools): rows, births, permits, break-glass entries. */
+export async function written(pool: Pool, code: string): Promise<Written> {
+  const q = async <T>(sql: string) => (await pool.query(sql, [code])).rows as T[];
+  const [rows] = await q<{ n: number }>(`SELECT count(*)::int AS n FROM dot_tools WHERE code = $1`);
+  return {
+    rows: rows!.n,
+    births: await q(`SELECT id::text, status FROM birth_registry WHERE entity_code = $1 AND collection_name = 'dot_tools' ORDER BY id`),
+    permits: await q(
+      `SELECT permit_id::text, state, break_glass, row_id::text, birth_id::text FROM birth_admission_permit WHERE entity_code = $1 ORDER BY permit_id`,
+    ),
+    breakGlass: (await q<{ n: number }>(`SELECT count(*)::int AS n FROM birth_break_glass WHERE entity_code = $1`))[0]!.n,
+  };
+}

@@ -1,0 +1,220 @@
+// dotBirthAdmit — the sequential DOT `dot-birth-admit` (KB-35E7 §1, KB-3A66 §8, DESIGN §4) as a
+// durable workflow: preflight → permit → insert under the permit (COMMIT fires the deferred
+// finalize) → confirm finalize → result. A stop-condition parks it as a stuck birth for an
+// operator; a failure, a cancellation or an operator rollback runs the compensations in reverse.
+//
+// Deterministic: no I/O here, time and ids only from the workflow sandbox; every side effect is an
+// activity (activities/). Each step runs to its end even when a cancel arrives meanwhile (steps are
+// short SQL calls), so compensations always see what really committed.
+//
+// One workflow per (collection, code): admissionWorkflowId() derives the id, the client starts with
+// USE_EXISTING (attach to the running one) and ALLOW_DUPLICATE_FAILED_ONLY (a finalized admission is
+// final; a cancelled or failed one may be admitted afresh). The permit's idempotency key is the
+// workflow id qualified by the first run id, so each fresh admission of a code gets its own permit
+// while every retry within one admission gets the same one.
+//
+// Rollback after FINALIZED: the workflow completes as soon as the birth is finalized (callers that
+// wait get their answer at once and no workflow lingers per birth). A later rollback is the separate
+// small workflow dotBirthRollback, which the client starts with the finalized permit id; a rollback
+// signal while the admission still runs is handled here.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  isCancellation,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { AdmissionActivities } from '../activities/index.ts';
+import {
+  AdmissionInput,
+  type AdmissionRequest,
+  type AdmissionResult,
+  type BreakGlassSignal,
+  breakGlassOverridable,
+  describeIssues,
+  FailureType,
+  type Stage,
+} from '../contracts/admission.ts';
+import { AdmissionRecord, describeBlocker } from './admission-record.ts';
+import { compensationOptions, finalizeOptions, insertOptions, permitOptions, preflightOptions } from './activity-options.ts';
+import { Compensations, type UndoContext } from './compensations.ts';
+import { type Abort, OperatorInbox, type Resume } from './operator-inbox.ts';
+
+const { preflight } = proxyActivities<AdmissionActivities>(preflightOptions);
+const { issuePermit } = proxyActivities<AdmissionActivities>(permitOptions);
+const { confirmFinalized } = proxyActivities<AdmissionActivities>(finalizeOptions);
+const { withdrawPermit, retireBirth } = proxyActivities<AdmissionActivities>(compensationOptions);
+
+export async function dotBirthAdmit(raw: AdmissionInput): Promise<AdmissionResult> {
+  const input = validInput(raw);
+  const { workflowId, runId, firstExecutionRunId } = workflowInfo();
+  const record = new AdmissionRecord(workflowId, input);
+  const inbox = new OperatorInbox(record);
+  const undo = new Compensations(record, inbox);
+  const { insertGovernedRow } = proxyActivities<AdmissionActivities>(insertOptions(input.permitTtlSeconds));
+  record.enter('PREFLIGHT', 'the stop-condition checks');
+
+  try {
+    // 1. preflight — a stop-condition parks the admission until an operator decides.
+    const breakGlass = await clearStopConditions(record, inbox, input);
+
+    // 2. permit — RESERVED for exactly (code, collection), with a TTL.
+    const permit = await step(inbox, () =>
+      issuePermit({
+        idempotencyKey: `${workflowId}#${firstExecutionRunId}`,
+        collection: input.collection,
+        code: input.code,
+        ttlSeconds: input.permitTtlSeconds,
+        actor: input.requestedBy,
+        workflowId,
+        runId,
+      }),
+    );
+    record.permitIssued(permit);
+    undo.add('withdraw permit', (ctx) => withdrawPermit({ permitId: permit.permitId, to: ctx.permitTo, actor: ctx.actor, reason: ctx.reason }));
+    if (permit.state !== 'RESERVED') {
+      throw ApplicationFailure.create({ type: FailureType.PERMIT_UNUSABLE, message: `permit ${permit.permitId} came back ${permit.state}`, nonRetryable: true });
+    }
+    record.enter('PERMIT_ISSUED', 'the governed insert', `permit ${permit.permitId} RESERVED until ${permit.expiresAt}`);
+
+    // 3. insert under the permit; its COMMIT fires the deferred finalize. Registered first: an
+    //    insert whose acknowledgement is lost has still committed.
+    undo.add('retire birth', (ctx) => retireBirth({ permitId: permit.permitId, actor: ctx.actor, reason: ctx.reason }));
+    record.enter('INSERTING', `the ${input.collection} insert under permit ${permit.permitId}`);
+    const row = await step(inbox, () =>
+      insertGovernedRow({
+        permitId: permit.permitId,
+        collection: input.collection,
+        code: input.code,
+        fields: input.fields,
+        breakGlass: breakGlass && { actor: breakGlass.actor, reason: breakGlass.reason, approvalId: breakGlass.approvalId, workflowId },
+      }),
+    );
+    record.inserted(row.rowId, row.breakGlassId);
+
+    // 4. confirm finalize — permit FINALIZED, row and birth linked.
+    record.enter('FINALIZING', `confirmation that permit ${permit.permitId} is FINALIZED and its birth linked`);
+    const ledger = await step(inbox, () => confirmFinalized({ permitId: permit.permitId }));
+
+    // 5. result
+    return record.born(ledger.permit, ledger.birthId!, ledger.birthStatus);
+  } catch (err) {
+    throw await unwind(err, record, undo, input);
+  }
+}
+
+// ───────────────────────────── stop-conditions ─────────────────────────────
+
+/** Loop preflight until clear (→ null) or an operator breaks the glass (→ the approval). */
+async function clearStopConditions(record: AdmissionRecord, inbox: OperatorInbox, input: AdmissionRequest): Promise<BreakGlassSignal | null> {
+  for (;;) {
+    const report = await step(inbox, () => preflight({ collection: input.collection, code: input.code }));
+    if (report.blockers.length === 0) return null;
+    record.blocked(report.blockers);
+    record.enter('BLOCKED', 'an operator: retry, cancel or break-glass', report.blockers.map(describeBlocker).join('; '));
+    const decision = await awaitOperator(record, inbox, input);
+    if (decision === 'cleared') return null;
+    if (decision.kind === 'breakGlass') {
+      record.breakGlassGranted({ actor: decision.actor, reason: decision.reason, approvalId: decision.approvalId });
+      return decision;
+    }
+    record.enter('PREFLIGHT', 'the stop-condition checks', `retry by ${decision.actor}`);
+  }
+}
+
+/**
+ * A stuck birth waits here, without polling. Right after it starts waiting it re-reads the
+ * stop-conditions once, so a condition cleared (or a decision sent) just before the wait is not missed.
+ */
+async function awaitOperator(record: AdmissionRecord, inbox: OperatorInbox, input: AdmissionRequest): Promise<'cleared' | Resume> {
+  let cleared = false;
+  void CancellationScope.nonCancellable(() => preflight({ collection: input.collection, code: input.code })).then(
+    (report) => {
+      if (record.stage !== 'BLOCKED') return;
+      if (report.blockers.length === 0) cleared = true;
+      else record.blocked(report.blockers);
+    },
+    () => undefined, // the operator can still retry; a failed re-read changes nothing
+  );
+  for (;;) {
+    await inbox.until(() => cleared);
+    if (inbox.abort) throw new OperatorAbort(inbox.abort);
+    const decision = inbox.nextResume();
+    if (!decision) {
+      record.decided({ kind: 'retry', actor: 'birthgate', reason: null, accepted: true, note: 'stop-condition cleared on re-read' });
+      return 'cleared';
+    }
+    if (decision.kind === 'retry') {
+      inbox.settle(decision, true, 'preflight re-run');
+      return decision;
+    }
+    const hard = record.state.blockers.filter((b) => !breakGlassOverridable.includes(b.kind));
+    if (hard.length > 0) {
+      inbox.settle(decision, false, `break-glass cannot override ${hard.map((b) => b.kind).join(', ')}`);
+      continue;
+    }
+    inbox.settle(decision, true, `admitted past ${record.state.blockers.map((b) => b.kind).join(', ')} under approval ${decision.approvalId}`);
+    return decision;
+  }
+}
+
+// ───────────────────────────── steps, aborts and compensation ─────────────────────────────
+
+class OperatorAbort extends Error {
+  constructor(readonly abort: Abort) {
+    super(`${abort.kind} by ${abort.actor}: ${abort.reason}`);
+  }
+}
+
+/** A step runs to its end; a cancel or operator abort that came meanwhile is honoured right after. */
+async function step<T>(inbox: OperatorInbox, fn: () => Promise<T>): Promise<T> {
+  const result = await CancellationScope.nonCancellable(fn);
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('admission cancelled');
+  if (inbox.abort) throw new OperatorAbort(inbox.abort);
+  return result;
+}
+
+/** Compensate in reverse, settle the final stage, and return what the workflow ends with. */
+async function unwind(err: unknown, record: AdmissionRecord, undo: Compensations, input: AdmissionRequest): Promise<unknown> {
+  const abort = err instanceof OperatorAbort ? err.abort : null;
+  const cancelled = isCancellation(err);
+  const message = failureMessage(err);
+  const outcome: Stage = cancelled || abort?.kind === 'cancel' ? 'CANCELLED' : abort ? 'ROLLED_BACK' : 'FAILED';
+  const ctx: UndoContext = {
+    permitTo: outcome === 'FAILED' ? 'FAILED' : 'CANCELLED',
+    actor: abort?.actor ?? input.requestedBy,
+    reason: (abort?.reason ?? (cancelled ? 'workflow cancelled' : message)).slice(0, 2000),
+  };
+  if (outcome === 'FAILED') record.failed(FailureType.ADMISSION_FAILED, message);
+
+  await undo.runAll(ctx);
+  record.enter(outcome, null, ctx.reason);
+
+  if (cancelled) return err;
+  const type = outcome === 'CANCELLED' ? FailureType.ADMISSION_CANCELLED : outcome === 'ROLLED_BACK' ? FailureType.ADMISSION_ROLLED_BACK : FailureType.ADMISSION_FAILED;
+  return ApplicationFailure.create({
+    type,
+    message: abort ? (err as Error).message : `admission failed, compensated: ${message}`,
+    nonRetryable: true,
+    details: [{ stage: outcome, code: input.code, collection: input.collection, permitId: record.state.permit?.permitId ?? null }],
+    cause: abort ? undefined : (err as Error),
+  });
+}
+
+function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  const parts: string[] = [];
+  while (e instanceof Error) {
+    const type = e instanceof ApplicationFailure && e.type ? `${e.type}: ` : '';
+    parts.push(`${type}${e.message}`);
+    e = e.cause;
+  }
+  return parts.filter((p) => p && !p.startsWith('Activity task failed')).join(' ← ') || String(err);
+}
+
+function validInput(raw: unknown): AdmissionRequest {
+  const parsed = AdmissionInput.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw ApplicationFailure.create({ type: FailureType.INVALID_INPUT, message: `invalid admission: ${describeIssues(parsed.error)}`, nonRetryable: true });
+}
