@@ -4,7 +4,7 @@
 //   (b) an echo workflow with as many no-op activities (the Temporal floor), also as local activities,
 //   (c) birthgate: admitByCode(…, { wait: true }) through the real worker.
 // Closed loop: `concurrency` callers each take the next code until `count` admissions are done.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +47,7 @@ export async function benchAdmission(ctx: BenchContext): Promise<BenchReport[]> 
   const world = await prepareAdmissionWorld(db.pool, db.url);
   const pool = createPool(world.workerUrl, { max: DEFAULT_ACTIVITY_SLOTS, applicationName: 'bench-admission' });
   const run = randomBytes(3).toString('hex');
+  const runDigits = randomInt(100_000, 1_000_000); // codes follow the dot_tools rule DOT-<digits>
   const nativeConnection = await NativeConnection.connect({ address: ctx.temporalAddress });
   const connection = await Connection.connect({ address: ctx.temporalAddress });
   const client = new Client({ connection, namespace: ctx.namespace });
@@ -70,7 +71,7 @@ export async function benchAdmission(ctx: BenchContext): Promise<BenchReport[]> 
   const running = [birthgateWorker.run(), echoWorker.run()];
   const acts = createActivities({ pool });
   let serial = 0;
-  const code = () => `DOT-${run.length}${Date.now() % 1e6}${String(serial++).padStart(6, '0')}`.replace(/[^0-9A-Z-]/g, '');
+  const code = () => `DOT-${runDigits}${String(serial++).padStart(6, '0')}`;
 
   const variants: Record<string, () => Promise<unknown>> = {
     'a. SQL floor (activities called directly)': async () => {

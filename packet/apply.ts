@@ -95,10 +95,14 @@ function lastStep(steps: PacketStep[]): number {
   return last.step;
 }
 
+/** A rollback tries harder than the apply: giving up half way leaves the catalog between states. */
+export const MIN_ROLLBACK_ATTEMPTS = 6;
+
 /** Roll back, in reverse, the steps this run applied (plus a failed CONCURRENTLY step's leftovers). */
 async function autoRollback(pool: pg.Pool, toUndo: PacketStep[], base: StepRunOptions): Promise<StepOutcome[]> {
+  const ddl = { ...base.ddl, maxAttempts: Math.max(base.ddl?.maxAttempts ?? MIN_ROLLBACK_ATTEMPTS, MIN_ROLLBACK_ATTEMPTS) };
   const out: StepOutcome[] = [];
-  for (const s of [...toUndo].reverse()) out.push(await rollbackStep(pool, s, base));
+  for (const s of [...toUndo].reverse()) out.push(await rollbackStep(pool, s, { ...base, ddl }));
   return out;
 }
 

@@ -65,9 +65,10 @@ export async function isInvalidIndex(q: Pick<pg.Pool, 'query'>, index: string): 
 
 async function dropLeftover(pool: pg.Pool, index: string, o: DdlOptions, hooks: DdlHooks): Promise<void> {
   if (!(await isInvalidIndex(pool, index))) return;
-  // format('%I') builds the statement server-side; the drop itself gets the same lock discipline.
+  // format('%I') builds the statement server-side; the drop gets the same lock_timeout, one try per
+  // attempt of the build (the caller's loop is the retry).
   const stmt = await pool.query<{ sql: string }>(`SELECT format('DROP INDEX CONCURRENTLY IF EXISTS public.%I', $1::text) AS sql`, [index]);
-  await runDdl(pool, stmt.rows[0]!.sql, true, o, { random: hooks.random });
+  await runOnce(pool, stmt.rows[0]!.sql, true, o, {});
   await hooks.onLeftoverDropped?.(index);
 }
 
@@ -117,9 +118,10 @@ export async function runDdl(pool: pg.Pool, sql: string, concurrently: boolean, 
   const random = hooks.random ?? Math.random;
   const index = concurrently ? concurrentIndexName(sql) : undefined;
   for (let attempt = 1; ; attempt++) {
-    if (index) await dropLeftover(pool, index, options, hooks);
     const started = performance.now();
     try {
+      // A leftover of an interrupted concurrent build: IF NOT EXISTS would keep it, so it goes first.
+      if (index) await dropLeftover(pool, index, options, hooks);
       await runOnce(pool, sql, concurrently, options, hooks);
       await hooks.onAttempt?.({ attempt, ok: true, durationMs: performance.now() - started });
       return attempt;
@@ -129,9 +131,14 @@ export async function runDdl(pool: pg.Pool, sql: string, concurrently: boolean, 
       const wait = retry ? backoffMs(attempt, options, random) : undefined;
       await hooks.onAttempt?.({ attempt, ok: false, sqlstate, message: messageOf(err), durationMs: performance.now() - started, backoffMs: wait });
       if (!retry) {
-        if (index) await dropLeftover(pool, index, options, hooks);
-        const why = sqlstate === LOCK_NOT_AVAILABLE ? `lock not available after ${attempt} attempt(s)` : messageOf(err);
-        throw new DdlFailure(why, attempt, sqlstate, err);
+        let leftover = '';
+        if (index) {
+          await dropLeftover(pool, index, options, hooks).catch((dropErr: unknown) => {
+            leftover = `; the INVALID leftover index ${index} could not be dropped yet (${messageOf(dropErr)}): the next run drops it`;
+          });
+        }
+        const why = sqlstate === LOCK_NOT_AVAILABLE ? `lock not available after ${attempt} attempt(s) (lock_timeout ${options.lockTimeoutMs} ms)` : messageOf(err);
+        throw new DdlFailure(`${why}${leftover}`, attempt, sqlstate, err);
       }
       await sleep(wait!);
     }

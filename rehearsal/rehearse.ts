@@ -6,14 +6,13 @@
 // for long; its own locks are held until the ROLLBACK and that span is reported.
 import type pg from 'pg';
 import { readSql } from '../db/sql-files.ts';
-import { catalogPart, governedHash } from '../packet/drift.ts';
 import { messageOf, sqlstateOf } from '../packet/errors.ts';
-import { catalogFingerprint, diffFingerprints, fingerprintHash, keyFunctionHashes, type Fingerprint } from '../packet/fingerprint.ts';
+import { catalogFingerprint, type Fingerprint } from '../packet/fingerprint.ts';
 import { acquirePacketLock } from '../packet/lock.ts';
 import { discoverSteps, type PacketStep } from '../packet/steps.ts';
 import { governedTriggers } from '../packet/triggers.ts';
 import { verifyStepSql } from '../packet/verify.ts';
-import { catalogRows, catalogRowsDiff, type CatalogRows } from './catalog-rows.ts';
+import { catalogRows, type CatalogRows } from './catalog-rows.ts';
 import { isPromotion, rehearsalSql } from './non-concurrent.ts';
 import { PLAN, readPlanBefore, type PlanBefore } from './plan.ts';
 import { buildReport, writeReport, type RehearsalReport } from './report.ts';
@@ -212,4 +211,3 @@ export async function rehearse(pool: pg.Pool, opts: RehearseOptions = {}): Promi
   return { ...report, files };
 }
 
-export { catalogPart, catalogRowsDiff, diffFingerprints, fingerprintHash, governedHash, keyFunctionHashes };

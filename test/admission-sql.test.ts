@@ -30,6 +30,20 @@ describe('admission SQL API beyond the test plan', () => {
     await db?.dispose();
   });
 
+  test('permit issue is idempotent on its key and holds one live permit per (code, collection)', async () => {
+    const code = newDotCode('issue');
+    const issue = (key: string, c = code) =>
+      worker.query<{ permit_id: string; state: string }>(`SELECT permit_id, state FROM fn_permit_issue($1, $2, 'dot_tools', 600, 'wf')`, [key, c]);
+    const first = (await issue(`wf:${code}`)).rows[0]!;
+    assert.deepEqual((await issue(`wf:${code}`)).rows[0], first, 'same key, same request → the same permit');
+    await rejectsWith(issue(`wf:${code}`, `${code}-other`), 'BG409', /idempotency key already issued permit/);
+    await rejectsWith(issue(`wf:${code}:second`), 'BG409', new RegExp(`another active permit \\(${first.permit_id}\\) holds`));
+    await worker.query(`SELECT fn_permit_transition($1, 'CANCELLED', 'wf', 'operator cancel')`, [first.permit_id]);
+    assert.equal((await issue(`wf:${code}`)).rows[0]!.state, 'CANCELLED', 'the key still answers with its permit');
+    assert.equal((await issue(`wf:${code}:second`)).rows[0]!.state, 'RESERVED', 'a cancelled permit no longer holds the code');
+    await rejectsWith(worker.query(`SELECT fn_permit_transition($1, 'RESERVED', 'wf', 'revive')`, [first.permit_id]), 'BG422', /CANCELLED → RESERVED/);
+  });
+
   test('preflight is clear for a dot_tools code that passes its family rule', async () => {
     const p = await preflight(newDotCode('pre-clear'));
     assert.deepEqual(p.blockers, []);
@@ -118,8 +132,8 @@ describe('admission SQL API beyond the test plan', () => {
     }
     const b = await db.pool.query(`SELECT jsonb_profile -> 'admission' ->> 'break_glass' AS bg FROM birth_registry WHERE entity_code = $1`, [code]);
     assert.deepEqual(b.rows, [{ bg: 'true' }]);
-    const row = await db.pool.query(`SELECT name FROM dot_tools WHERE code = $1`, [code]);
-    assert.deepEqual(row.rows, [{ name: code }], 'name defaults to the code');
+    const row = await db.pool.query(`SELECT name, created_by FROM dot_tools WHERE code = $1`, [code]);
+    assert.deepEqual(row.rows, [{ name: code, created_by: 'birthgate_worker' }], 'name defaults to the code; the caller is recorded');
   });
 
   test('admission rollback removes the row and retires the birth, idempotently', async () => {

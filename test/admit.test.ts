@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { randomInt } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
-import { admitByCode, breakGlass, cancel, listStuck, rollback, status } from '../client/admissions.ts';
+import { admitByCode, breakGlass, cancel, listStuck, retry, rollback, status } from '../client/admissions.ts';
 import { admissionWorkflowId } from '../contracts/admission.ts';
 import { BirthStage, EntityCode } from '../contracts/search-attributes.ts';
 import { admissionHarness, type AdmissionHarness, freshCode, written } from './support/admission-harness.ts';
@@ -116,15 +116,35 @@ describe('dotBirthAdmit on the real stack', () => {
     assert.equal((await status(h.client, { code })).state?.stage, 'CANCELLED');
   });
 
-  test('rollback after FINALIZED retires the birth and keeps the history', async () => {
+  test('a gate drift (BLOCK dim) parks the admission; once the drift is cleared, retry admits it', async () => {
+    const code = freshCode();
+    await h.db.pool.query('ALTER TABLE dot_tools DISABLE TRIGGER trg_audit_dot_tools'); // a superuser bypass
+    try {
+      await admit(code, false);
+      const st = await eventually(async () => {
+        const s = (await status(h.client, { code })).state;
+        return s?.stage === 'BLOCKED' ? s : undefined;
+      }, 'BLOCKED on gate_drift');
+      assert.deepEqual(st.blockers.map((b) => b.kind), ['block_dim']);
+      assert.match(st.blockers[0]!.detail, /gate_drift/);
+    } finally {
+      await h.db.pool.query('ALTER TABLE dot_tools ENABLE TRIGGER trg_audit_dot_tools');
+    }
+    await retry(h.client, { code }, { actor: operator.actor, reason: 'drift repaired' });
+    const { result } = await admit(code);
+    assert.equal(result?.breakGlass, false);
+    assert.equal((await written(h.db.pool, code)).births.length, 1);
+  });
+
+  test('rollback after FINALIZED removes the row and retires the birth, keeping the history', async () => {
     const code = freshCode();
     const { result } = await admit(code);
     const r = await rollback(h.client, { code }, operator, { taskQueue: h.taskQueue });
     assert.equal(r.via, 'dotBirthRollback');
     assert.equal(r.stage, 'ROLLED_BACK');
     const w = await written(h.db.pool, code);
-    assert.equal(w.rows, 1, 'the row stays');
-    assert.deepEqual(w.births, [{ id: result!.birthId, status: 'retired' }]);
+    assert.equal(w.rows, 0, 'the governed row is removed');
+    assert.deepEqual(w.births, [{ id: result!.birthId, status: 'retired' }], 'the birth is retired, not deleted');
     assert.deepEqual(w.permits.map((p) => p.state), ['FINALIZED']);
     // Idempotent: a second rollback retires nothing new.
     const again = await rollback(h.client, { code }, operator, { taskQueue: h.taskQueue });

@@ -2,12 +2,14 @@
 // packet applied (KB-7D57 steps 1–12 and the KB-4410 §D steps 13–16).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { WORLD_FIGURES } from '../fixtures/figures.ts';
 import type { FreshDatabase } from './support/db.ts';
 import { applyStepsSql, packetSteps, verifyStep } from './support/packet-sql.ts';
 import { issuePermit, newDotCode, rejectsWith, worldDatabase, admissionState } from './support/packet-world.ts';
 
 type Dim = { dim: string; block_count: string };
-const PIVOTS = ['PIV-101', 'PIV-103', 'PIV-104', 'PIV-105', 'PIV-106'];
+const figures = WORLD_FIGURES.test;
+const PIVOTS = [...figures.pivotCollisions];
 
 describe('KB-7D57 post-apply test plan', () => {
   let db: FreshDatabase;
@@ -124,8 +126,8 @@ describe('KB-7D57 post-apply test plan', () => {
     const b = await db.pool.query<{ n: number; oids: string[] }>(
       `SELECT count(*)::int AS n, array_agg(DISTINCT tgfoid::text) AS oids FROM pg_trigger
         WHERE NOT tgisinternal AND tgfoid = 'fn_birth_registry_auto'::regproc`);
-    assert.equal(entryBindings.n, 166);
-    assert.equal(b.rows[0]!.n, 166);
+    assert.equal(entryBindings.n, figures.birthAutoTriggers); // 166, KB-2590 §4
+    assert.equal(b.rows[0]!.n, figures.birthAutoTriggers);
     assert.deepEqual(b.rows[0]!.oids, [entryBindings.fnOid], 'OID-stable patch: every binding still calls the entry OID');
   });
 
@@ -142,12 +144,14 @@ describe('KB-7D57 post-apply test plan', () => {
   test('RP guard still returns BLOCK dims, orphan 59 → 54 after the pivot births', async () => {
     const dims = await db.pool.query<Dim>('SELECT dim, block_count FROM fn_safety_block_dims()');
     const now = new Map(dims.rows.map((d) => [d.dim, Number(d.block_count)]));
-    assert.equal(entryDims.get('orphan_critical_active'), 59);
-    assert.equal(now.get('orphan_critical_active'), 54);
+    const { orphan_critical_active: entryOrphans } = figures.blockDims; // 59 = 54 + 5 (KB-35E7 §8)
+    assert.equal(entryDims.get('orphan_critical_active'), entryOrphans);
+    assert.equal(now.get('orphan_critical_active'), entryOrphans - figures.criticalOrphans.pivot_definitions);
     for (const dim of ['phantom_real', 'fs_file_no_registry', 'dot_pivot_update']) {
       assert.equal(now.get(dim), entryDims.get(dim), dim);
     }
     assert.equal(now.get('gate_drift'), 0);
-    await rejectsWith(db.pool.query(`SELECT * FROM fn_assert_safe_for_dot_action('rp_cleanup')`), 'BG423', /orphan_critical_active=54/);
+    await rejectsWith(db.pool.query(`SELECT * FROM fn_assert_safe_for_dot_action('rp_cleanup')`), 'BG423',
+      new RegExp(`orphan_critical_active=${entryOrphans - figures.criticalOrphans.pivot_definitions}`));
   });
 });

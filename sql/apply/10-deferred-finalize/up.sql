@@ -124,7 +124,9 @@ BEGIN
   END IF;
 
   -- dot_tools.name is NOT NULL: without one the row is named by its code (family knowledge kept here).
-  v_fields := jsonb_build_object('name', v.entity_code) || p_fields || jsonb_build_object('code', v.entity_code);
+  -- created_by names the caller, not this function's owner (fn_set_created_by sees current_user).
+  v_fields := jsonb_build_object('name', v.entity_code, 'created_by', session_user)
+              || p_fields || jsonb_build_object('code', v.entity_code);
   SELECT string_agg(format('%I', k), ', ' ORDER BY k) INTO v_cols FROM jsonb_object_keys(v_fields) k;
   RETURN QUERY EXECUTE format(
     'INSERT INTO dot_tools (%1$s) SELECT %1$s FROM jsonb_populate_record(NULL::dot_tools, $1) RETURNING id::bigint, code::text',
