@@ -1,8 +1,7 @@
 // The permit ledger `birth_admission_permit` (DESIGN §3): issue, transition, read. Every state change
 // goes through fn_permit_transition, which refuses illegal moves (BG422) and logs the transition.
 import { z } from 'zod';
-import type { Pool } from '../db/pool.ts';
-import type { Queryable } from '../db/pool.ts';
+import type { Pool, Queryable } from '../db/pool.ts';
 import {
   Actor,
   AdmissionLedger,

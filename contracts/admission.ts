@@ -174,9 +174,9 @@ export type CancelSignal = z.infer<typeof CancelSignal>;
 export type RollbackSignal = z.infer<typeof RollbackSignal>;
 export type BreakGlassSignal = z.infer<typeof BreakGlassSignal>;
 
-/** The `attach` update every admit sends (update-with-start): who asked; answers with the state. */
-export const AttachUpdate = z.strictObject({ requestedBy: Actor });
-export type AttachUpdate = z.infer<typeof AttachUpdate>;
+/** The `attach` signal every admit sends with its start (signal-with-start): who asked. */
+export const AttachSignal = z.strictObject({ requestedBy: Actor });
+export type AttachSignal = z.infer<typeof AttachSignal>;
 
 // ───────────────────────────── preflight ─────────────────────────────
 
@@ -254,6 +254,8 @@ export const AdmissionState = z.object({
   breakGlass: BreakGlassSignal.extend({ breakGlassId: DbId.nullable(), at: IsoTime }).nullable(),
   transitions: z.array(StageTransition),
   decisions: z.array(Decision),
+  /** Everyone whose admit started or attached to this admission (first 50). */
+  requestedBy: z.array(z.string()),
   compensations: z.object({ done: z.array(z.string()), pending: z.array(z.string()) }),
   error: z.object({ type: z.string(), message: z.string() }).nullable(),
   startedAt: IsoTime,

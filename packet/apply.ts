@@ -13,7 +13,7 @@ import { DdlOptionsSchema } from './ddl.ts';
 import { catalogPart, checkEntry, governedHash, type DriftReport } from './drift.ts';
 import { PacketError, PacketFailure, messageOf } from './errors.ts';
 import type { OnEvent } from './events.ts';
-import { catalogFingerprint, diffFingerprints, fingerprintHash, type Fingerprint, type FingerprintDiff } from './fingerprint.ts';
+import { guardedFingerprint, diffFingerprints, fingerprintHash, type Fingerprint, type FingerprintDiff } from './fingerprint.ts';
 import { ensureLedger, finishRun, lastRecordedState, setRunBackup, startRun } from './ledger.ts';
 import { acquirePacketLock } from './lock.ts';
 import { installWorkerRole, WorkerPassword } from './roles.ts';
@@ -120,11 +120,11 @@ export async function applyPacket(pool: pg.Pool, options: ApplyOptions = {}): Pr
   try {
     await ensureLedger(pool);
     const recorded = await lastRecordedState(pool);
-    const entry = await catalogFingerprint(pool);
+    const entry = await guardedFingerprint(pool);
     const runId = await startRun(pool, { kind: 'apply', targetStep: through, owner: o.owner, approvalId: o.approvalId, entry });
     emit({ type: 'run', runId, kind: 'apply', target: through });
     const end = async (status: 'refused' | 'failed' | 'stopped' | 'rolled_back', err: PacketError, exit?: Fingerprint) => {
-      await finishRun(pool, runId, { status, exit: exit ?? (await catalogFingerprint(pool)), errorCode: err.code, error: err.message });
+      await finishRun(pool, runId, { status, exit: exit ?? (await guardedFingerprint(pool).catch(() => undefined)), errorCode: err.code, error: err.message });
       return err;
     };
 
@@ -155,7 +155,7 @@ export async function applyPacket(pool: pg.Pool, options: ApplyOptions = {}): Pr
     let current = entry;
     for (const s of steps.filter((x) => x.step <= through)) {
       try {
-        const out = await applyStep(pool, s, { ...base, entry: current });
+        const out = await applyStep(pool, s, { ...base, entry: current, rerunSelfUndoing: drift.appliedThrough <= s.step });
         done.push(out);
         current = out.exit;
         if (out.action === 'up' && !s.meta.selfUndoing) appliedHere.push(s);
@@ -184,7 +184,7 @@ export async function applyPacket(pool: pg.Pool, options: ApplyOptions = {}): Pr
             `step ${s.step} failed (${e.message}) and the automatic rollback failed too: ${messageOf(rbErr)} — the catalog is between states; run \`birthgate rollback\``,
             { runId, step: s.step, cause: rbErr }));
         }
-        const exit = rolled.at(-1)?.exit ?? (await catalogFingerprint(pool));
+        const exit = rolled.at(-1)?.exit ?? (await guardedFingerprint(pool));
         const proof = prove(entry, exit);
         emit({ type: 'proof', ...proof });
         const detail = { failedStep: s.step, rolledBack: rolled.map(summary), proof };
@@ -203,7 +203,7 @@ export async function applyPacket(pool: pg.Pool, options: ApplyOptions = {}): Pr
       await installWorkerRole(pool, o.workerPassword, o.ddl);
       workerRole = true;
     }
-    const exit = await catalogFingerprint(pool);
+    const exit = await guardedFingerprint(pool);
     await finishRun(pool, runId, { status: 'applied', exit });
     return {
       runId,
@@ -222,6 +222,15 @@ export async function applyPacket(pool: pg.Pool, options: ApplyOptions = {}): Pr
   }
 }
 
+/**
+ * The entry drift check on its own (read-only, no lock, nothing recorded): what applyPacket would
+ * decide before step 1. A workflow's first activity; also `birthgate apply` minus the apply.
+ */
+export async function entryCheck(pool: pg.Pool, options: { stepsRoot?: string; expectGovernedHash?: string } = {}): Promise<DriftReport> {
+  const steps = discoverSteps(options.stepsRoot);
+  return checkEntry(pool, steps, { current: await guardedFingerprint(pool), recorded: await lastRecordedState(pool), expectGovernedHash: options.expectGovernedHash });
+}
+
 /** Run the downs of every step above `to`, in reverse; a step that is not applied is skipped. */
 export async function rollbackPacket(pool: pg.Pool, options: RollbackOptions): Promise<RollbackResult> {
   const o = parse(RollbackOptionsSchema, options);
@@ -230,10 +239,11 @@ export async function rollbackPacket(pool: pg.Pool, options: RollbackOptions): P
   const lock = await acquirePacketLock(pool, 'rollback');
   try {
     await ensureLedger(pool);
-    const entry = await catalogFingerprint(pool);
+    const entry = await guardedFingerprint(pool);
     const runId = await startRun(pool, { kind: 'rollback', targetStep: o.to, entry });
     options.onEvent?.({ type: 'run', runId, kind: 'rollback', target: o.to });
-    const base: StepRunOptions = { runId, lockHeld: true, ddl: o.ddl, onEvent: options.onEvent, random: options.random, steps };
+    const ddl = { ...o.ddl, maxAttempts: Math.max(o.ddl?.maxAttempts ?? MIN_ROLLBACK_ATTEMPTS, MIN_ROLLBACK_ATTEMPTS) };
+    const base: StepRunOptions = { runId, lockHeld: true, ddl, onEvent: options.onEvent, random: options.random, steps };
     const done: StepOutcome[] = [];
     let current = entry;
     for (const s of steps.filter((x) => x.step > o.to).reverse()) {
@@ -244,7 +254,7 @@ export async function rollbackPacket(pool: pg.Pool, options: RollbackOptions): P
       } catch (err) {
         const e = err instanceof PacketError ? err : new PacketError(PacketFailure.StepFailed, messageOf(err), { runId, step: s.step, cause: err });
         const status = e.code === PacketFailure.Precondition ? 'refused' : 'failed';
-        await finishRun(pool, runId, { status, exit: await catalogFingerprint(pool), errorCode: e.code, error: e.message });
+        await finishRun(pool, runId, { status, exit: await guardedFingerprint(pool), errorCode: e.code, error: e.message });
         throw new PacketError(e.code, `${e.message}; rolled back so far: ${done.filter((d) => d.action === 'down').map((d) => d.step).join(', ') || 'nothing'}`,
           { runId, step: s.step, sqlstate: e.sqlstate, cause: e });
       }

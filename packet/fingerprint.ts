@@ -1,6 +1,7 @@
 // The catalog fingerprint (KB-3A66 §2 "entry hash == exit hash"): sql/probes/catalog_fingerprint.sql
 // read as one jsonb, hashed canonically, and compared key by key so a mismatch names what moved.
 import { createHash } from 'node:crypto';
+import type pg from 'pg';
 import type { Queryable } from '../db/pool.ts';
 import { readSql } from '../db/sql-files.ts';
 
@@ -23,6 +24,26 @@ export async function catalogFingerprint(q: Queryable): Promise<Fingerprint> {
   const fp = r.rows[0]?.fingerprint;
   if (!fp) throw new Error('catalog_fingerprint.sql returned no row');
   return fp;
+}
+
+/**
+ * The runner's own read: the fingerprint counts rows of birth_registry and dot_tools, so behind
+ * someone's ACCESS EXCLUSIVE lock it would wait forever. Bounded by lock_timeout, it fails clearly.
+ */
+export async function guardedFingerprint(pool: pg.Pool, lockTimeoutMs = 3000): Promise<Fingerprint> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN READ ONLY');
+    await c.query(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutMs}ms`]);
+    const fp = await catalogFingerprint(c);
+    await c.query('COMMIT');
+    return fp;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    c.release();
+  }
 }
 
 /** JSON with object keys sorted at every level: equal states give byte-equal text. */

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { DdlFailure, DdlOptionsSchema, runDdl, type DdlOptions } from './ddl.ts';
 import { PacketError, PacketFailure, messageOf, sqlstateOf } from './errors.ts';
 import type { OnEvent, StepAction } from './events.ts';
-import { catalogFingerprint, fingerprintHash, type Fingerprint } from './fingerprint.ts';
+import { guardedFingerprint, fingerprintHash, type Fingerprint } from './fingerprint.ts';
 import { ensureLedger, finishRun, finishStepRow, recordAttempt, startRun, startStepRow } from './ledger.ts';
 import { acquirePacketLock } from './lock.ts';
 import { discoverSteps, findStep, type PacketStep } from './steps.ts';
@@ -28,6 +28,11 @@ export type StepRunOptions = {
   /** The caller holds the packet advisory lock (applyPacket does); else the step takes it. */
   lockHeld?: boolean;
   steps?: PacketStep[];
+  /**
+   * Re-run a self-undoing step (step 6's smoke test) although its verify holds. Right only while the
+   * packet is not past it: after step 11 the gate refuses the smoke test's permit-less insert.
+   */
+  rerunSelfUndoing?: boolean;
   /** Fingerprint before the step, when the caller already has it (saves one read). */
   entry?: Fingerprint;
   random?: () => number;
@@ -58,7 +63,10 @@ async function standalone<T>(pool: pg.Pool, kind: 'step', target: number, opts: 
       return out;
     } catch (err) {
       const code = err instanceof PacketError ? err.code : PacketFailure.StepFailed;
-      await finishRun(pool, runId, { status: code === PacketFailure.Precondition ? 'refused' : 'failed', errorCode: code, error: messageOf(err) });
+      // The state a failed step leaves (e.g. an INVALID index that could not be dropped yet) is
+      // recorded too, so the next run's drift check compares against what is really there.
+      const exit = await guardedFingerprint(pool).catch(() => undefined);
+      await finishRun(pool, runId, { status: code === PacketFailure.Precondition ? 'refused' : 'failed', exit, errorCode: code, error: messageOf(err) });
       throw err;
     }
   } finally {
@@ -107,8 +115,8 @@ export async function applyStep(pool: pg.Pool, step: number | PacketStep, opts: 
     const entryHash = opts.entry ? fingerprintHash(opts.entry) : undefined;
 
     const before = await verifyStepSql(pool, s);
-    if (before.ok && !s.meta.selfUndoing) {
-      const exit = opts.entry ?? (await catalogFingerprint(pool));
+    if (before.ok && !(s.meta.selfUndoing && (opts.rerunSelfUndoing ?? true))) {
+      const exit = opts.entry ?? (await guardedFingerprint(pool));
       const rowId = await startStepRow(pool, { runId, step: s.step, action: 'skip', entryHash: fingerprintHash(exit) });
       const detail = `already applied, skipped: ${before.detail}`;
       await finishStepRow(pool, rowId, { status: 'ok', detail, exit });
@@ -143,7 +151,7 @@ export async function applyStep(pool: pg.Pool, step: number | PacketStep, opts: 
           `step ${s.step}: governed trigger(s) not ENABLE ALWAYS: ${loose.map((t) => `${t.table}.${t.trigger}=${t.enabled}`).join(', ')} (DESIGN §3)`,
           { runId, step: s.step });
       }
-      const exit = await catalogFingerprint(pool);
+      const exit = await guardedFingerprint(pool);
       await finishStepRow(pool, rowId, { status: 'ok', attempts, detail: after.detail, exit });
       emit('done', 'up', after.detail, attempts);
       return { step: s.step, action: 'up', attempts, ms: performance.now() - started, detail: after.detail, exit };
@@ -169,7 +177,7 @@ export async function rollbackStep(pool: pg.Pool, step: number | PacketStep, opt
       opts.onEvent?.({ type: 'step', step: s.step, title: s.meta.title, phase, action, detail, attempts, ms: performance.now() - started });
     const before = await verifyStepSql(pool, s);
     if (s.meta.selfUndoing || (!before.ok && !s.meta.concurrently)) {
-      const exit = opts.entry ?? (await catalogFingerprint(pool));
+      const exit = opts.entry ?? (await guardedFingerprint(pool));
       const rowId = await startStepRow(pool, { runId, step: s.step, action: 'skip', entryHash: fingerprintHash(exit) });
       const detail = s.meta.selfUndoing ? 'self-undoing step: nothing to roll back' : `not applied, skipped: ${before.detail}`;
       await finishStepRow(pool, rowId, { status: 'ok', detail, exit });
@@ -183,7 +191,7 @@ export async function rollbackStep(pool: pg.Pool, step: number | PacketStep, opt
       attempts = await execute(pool, s, 'down', rowId, ddl, opts);
       const after = await verifyStepSql(pool, s);
       if (after.ok) throw new PacketError(PacketFailure.StepFailed, `step ${s.step} rolled back but its verify still holds: ${after.detail}`, { runId, step: s.step });
-      const exit = await catalogFingerprint(pool);
+      const exit = await guardedFingerprint(pool);
       const detail = `rolled back (${after.detail})`;
       await finishStepRow(pool, rowId, { status: 'ok', attempts, detail, exit });
       emit('done', 'down', detail, attempts);

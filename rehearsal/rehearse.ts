@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { readSql } from '../db/sql-files.ts';
 import { messageOf, sqlstateOf } from '../packet/errors.ts';
 import { catalogFingerprint, type Fingerprint } from '../packet/fingerprint.ts';
+import { stepStates } from '../packet/drift.ts';
 import { acquirePacketLock } from '../packet/lock.ts';
 import { discoverSteps, type PacketStep } from '../packet/steps.ts';
 import { governedTriggers } from '../packet/triggers.ts';
@@ -94,10 +95,14 @@ function sequenceMoves(a: Map<string, string | null>, b: Map<string, string | nu
 
 async function runSteps(c: pg.PoolClient, steps: PacketStep[], say: (l: string) => void): Promise<{ runs: StepRehearsal[]; failure?: string }> {
   const runs: StepRehearsal[] = [];
+  const states = await stepStates(c, steps);
+  const firstOff = states.findIndex((x) => !x.ok);
+  const appliedThrough = firstOff === -1 ? Number.POSITIVE_INFINITY : firstOff === 0 ? 0 : states[firstOff - 1]!.step;
   for (const s of steps) {
     const kind = s.meta.concurrently ? 'index-build' : isPromotion(s) ? 'promotion' : 'plain';
     const v = await verifyStepSql(c, s);
-    if (v.ok && !s.meta.selfUndoing) {
+    // As in applyPacket: a self-undoing step is re-run only while the packet is not past it.
+    if (v.ok && !(s.meta.selfUndoing && appliedThrough <= s.step)) {
       runs.push({ step: s.step, title: s.meta.title, ran: false, ok: true, ms: 0, detail: `already applied: ${v.detail}`, locks: [], kind });
       continue;
     }

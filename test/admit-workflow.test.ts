@@ -175,7 +175,7 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       assert.equal(r.via, 'signal');
       const s = await status(t.client, { code: c });
       assert.equal(s.state?.stage, 'ROLLED_BACK');
-      assert.deepEqual(s.state?.compensations.done, ['retire birth', 'withdraw permit']);
+      assert.deepEqual(s.state?.compensations.done, ['remove row and retire birth', 'withdraw permit']);
       assert.deepEqual(ledger.calls.filter((x) => /^(retire|withdraw)/.test(x)), ['retire:1', 'retire:1', 'withdraw:1:CANCELLED']);
     });
   });

@@ -24,7 +24,7 @@ type Notice = { severity: string; message: string };
 async function scratch<T>(fn: (c: pg.PoolClient, notices: Notice[]) => Promise<T>): Promise<T> {
   const c = await db.pool.connect();
   const notices: Notice[] = [];
-  const onNotice = (n: pg.NoticeMessage) => notices.push({ severity: n.severity ?? '', message: n.message ?? '' });
+  const onNotice = (n: { severity?: string; message?: string }) => notices.push({ severity: n.severity ?? '', message: n.message ?? '' });
   c.on('notice', onNotice);
   try {
     await c.query('BEGIN');

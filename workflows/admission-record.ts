@@ -1,6 +1,7 @@
 // What an admission knows about itself, and how it shows it (DESIGN §4 "visible in the Temporal UI"):
 // every stage change updates the queryable state, the search attributes, the memo `stuck` lists from,
 // and the current details the UI shows as "what this birth waits for".
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import { setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type {
   AdmissionRequest,
@@ -33,6 +34,7 @@ export class AdmissionRecord {
       breakGlass: null,
       transitions: [],
       decisions: [],
+      requestedBy: [input.requestedBy],
       compensations: { done: [], pending: [] },
       error: null,
       startedAt: now(),
@@ -50,16 +52,28 @@ export class AdmissionRecord {
     s.stage = stage;
     s.waitingFor = waitingFor;
     s.transitions.push({ stage, at: now(), note });
-    upsertSearchAttributes([
-      { key: BirthStage, value: stage },
-      { key: EntityCode, value: s.code },
-      { key: BirthCollection, value: s.collection },
-      { key: PermitId, value: s.permit?.permitId ?? null },
-      { key: BreakGlass, value: s.breakGlass !== null },
-    ]);
-    upsertMemo({ stage, waitingFor, since: now(), blockers: s.blockers.map(describeBlocker) });
+    this.showSearchAttributes();
+    // The memo is what `birthgate stuck` reads without querying each workflow: parked stages only.
+    if (stage === 'BLOCKED' || stage === 'COMPENSATION_FAILED') {
+      upsertMemo({ stage, waitingFor, since: now(), blockers: s.blockers.map(describeBlocker) });
+    }
     setCurrentDetails(this.details());
   }
+
+  /** Upsert only what changed: every upsert is a history event and a visibility write. */
+  private showSearchAttributes(): void {
+    const s = this.state;
+    const want = { stage: s.stage, permitId: s.permit?.permitId ?? null, breakGlass: s.breakGlass !== null };
+    const was = this.shown;
+    const updates: SearchAttributeUpdatePair[] = [];
+    if (!was) updates.push({ key: EntityCode, value: s.code }, { key: BirthCollection, value: s.collection });
+    if (want.stage !== was?.stage) updates.push({ key: BirthStage, value: want.stage });
+    if (want.permitId !== (was?.permitId ?? null)) updates.push({ key: PermitId, value: want.permitId });
+    if (want.breakGlass !== (was?.breakGlass ?? false) || !was) updates.push({ key: BreakGlass, value: want.breakGlass });
+    if (updates.length) upsertSearchAttributes(updates);
+    this.shown = want;
+  }
+  private shown: { stage: Stage; permitId: string | null; breakGlass: boolean } | undefined;
 
   blocked(blockers: Blocker[]): void {
     this.state.blockers = blockers;

@@ -19,6 +19,10 @@ export class Compensations {
     private readonly inbox: OperatorInbox,
   ) {}
 
+  get size(): number {
+    return this.stack.length;
+  }
+
   add(name: string, run: (ctx: UndoContext) => Promise<unknown>): void {
     this.stack.push({ name, run });
     this.record.state.compensations.pending = this.stack.map((c) => c.name).reverse();

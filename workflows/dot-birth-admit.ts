@@ -80,7 +80,7 @@ export async function dotBirthAdmit(raw: AdmissionInput): Promise<AdmissionResul
 
     // 3. insert under the permit; its COMMIT fires the deferred finalize. Registered first: an
     //    insert whose acknowledgement is lost has still committed.
-    undo.add('retire birth', (ctx) => retireBirth({ permitId: permit.permitId, actor: ctx.actor, reason: ctx.reason }));
+    undo.add('remove row and retire birth', (ctx) => retireBirth({ permitId: permit.permitId, actor: ctx.actor, reason: ctx.reason }));
     record.enter('INSERTING', `the ${input.collection} insert under permit ${permit.permitId}`);
     const row = await step(inbox, () =>
       insertGovernedRow({
@@ -188,6 +188,7 @@ async function unwind(err: unknown, record: AdmissionRecord, undo: Compensations
   };
   if (outcome === 'FAILED') record.failed(FailureType.ADMISSION_FAILED, message);
 
+  const compensated = undo.size > 0;
   await undo.runAll(ctx);
   record.enter(outcome, null, ctx.reason);
 
@@ -195,7 +196,7 @@ async function unwind(err: unknown, record: AdmissionRecord, undo: Compensations
   const type = outcome === 'CANCELLED' ? FailureType.ADMISSION_CANCELLED : outcome === 'ROLLED_BACK' ? FailureType.ADMISSION_ROLLED_BACK : FailureType.ADMISSION_FAILED;
   return ApplicationFailure.create({
     type,
-    message: abort ? (err as Error).message : `admission failed, compensated: ${message}`,
+    message: abort ? (err as Error).message : `admission failed${compensated ? ' (compensated)' : ''}: ${message}`,
     nonRetryable: true,
     details: [{ stage: outcome, code: input.code, collection: input.collection, permitId: record.state.permit?.permitId ?? null }],
     cause: abort ? undefined : (err as Error),

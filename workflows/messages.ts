@@ -1,9 +1,9 @@
 // The names operators and DOTs use to talk to a running admission. Shared by the workflow (handlers)
 // and the client (senders); the payloads are the zod schemas in contracts/admission.ts.
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type {
   AdmissionState,
-  AttachUpdate,
+  AttachSignal,
   BreakGlassSignal,
   CancelSignal,
   RetrySignal,
@@ -20,5 +20,5 @@ export const breakGlassSignal = defineSignal<[BreakGlassSignal]>('breakGlass');
 export const rollbackSignal = defineSignal<[RollbackSignal]>('rollback');
 /** The full state: stage, permit, row, birth, blockers, transitions, break-glass. */
 export const stateQuery = defineQuery<AdmissionState>('state');
-/** Sent with every admit (update-with-start): validated, answers with the state the caller attached to. */
-export const attachUpdate = defineUpdate<AdmissionState, [AttachUpdate]>('attach');
+/** Sent with every admit (signal-with-start, USE_EXISTING): the start and the attach are one atomic call. */
+export const attachSignal = defineSignal<[AttachSignal]>('attach');

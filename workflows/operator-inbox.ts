@@ -4,7 +4,7 @@
 import { condition, log, setHandler } from '@temporalio/workflow';
 import type { z } from 'zod';
 import {
-  AttachUpdate,
+  AttachSignal,
   BreakGlassSignal,
   CancelSignal,
   describeIssues,
@@ -12,7 +12,7 @@ import {
   RollbackSignal,
 } from '../contracts/admission.ts';
 import type { AdmissionRecord } from './admission-record.ts';
-import { attachUpdate, breakGlassSignal, cancelSignal, retrySignal, rollbackSignal, stateQuery } from './messages.ts';
+import { attachSignal, breakGlassSignal, cancelSignal, retrySignal, rollbackSignal, stateQuery } from './messages.ts';
 
 export type Abort = { kind: 'cancel' | 'rollback'; actor: string; reason: string };
 export type Resume = { kind: 'retry'; actor: string; reason: string | null } | ({ kind: 'breakGlass' } & BreakGlassSignal);
@@ -26,8 +26,10 @@ export class OperatorInbox {
 
   constructor(private readonly record: AdmissionRecord) {
     setHandler(stateQuery, () => record.snapshot());
-    setHandler(attachUpdate, () => record.snapshot(), {
-      validator: (arg) => void AttachUpdate.parse(arg),
+    setHandler(attachSignal, (raw) => {
+      const parsed = AttachSignal.safeParse(raw);
+      const who = parsed.success ? parsed.data.requestedBy : '(invalid attach)';
+      if (!record.state.requestedBy.includes(who) && record.state.requestedBy.length < 50) record.state.requestedBy.push(who);
     });
     setHandler(retrySignal, (raw) =>
       this.accept('retry', RetrySignal, raw, (s) => this.resumes.push({ kind: 'retry', actor: s.actor, reason: s.reason ?? null })),

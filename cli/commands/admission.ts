@@ -112,7 +112,7 @@ export const commands: Command[] = [
           print(ctx, values.json === true, a, () =>
             a.result
               ? [`born: ${a.result.collection} ${a.result.code} · permit ${a.result.permitId} · row ${a.result.rowId} · birth ${a.result.birthId}${a.result.breakGlass ? ' · break-glass' : ''}`]
-              : [`admission ${a.workflowId}: ${a.state?.stage ?? 'closed'} (\`birthgate status ${input.code}\` follows it)`],
+              : [`admission ${a.workflowId} ${a.running ? 'running' : 'closed'} (\`birthgate status ${input.code}\` follows it)`],
           );
           return 0;
         } catch (err) {

@@ -1,10 +1,14 @@
 -- The least-privilege login role of the admission worker (issue 3 §4, DESIGN §3: "the worker
 -- connects as a non-superuser role"). It issues and moves permits only through the SECURITY DEFINER
 -- functions, inserts into dot_tools, reads the permit views. It has no UPDATE/DELETE on
--- birth_admission_permit and owns nothing, so it cannot ALTER TABLE dot_tools DISABLE TRIGGER.
+-- birth_admission_permit and owns nothing, so it cannot ALTER TABLE dot_tools DISABLE TRIGGER. It
+-- cannot write birth_registry at all: a birth happens only as the effect of an insert the permit gate
+-- admitted, through the SECURITY DEFINER birth triggers (KB-7D57 steps 4 and 5).
 --
 -- Run after the apply packet, as a superuser, in the target database; re-runnable. Grants are
--- made for what exists, so it also fits a packet applied only part of the way.
+-- made for what exists, so it also fits a packet applied only part of the way. Before steps 4/5 the
+-- birth triggers still run with the inserting role's rights and this role may not write births, so a
+-- worker insert into dot_tools is refused (permission denied for birth_registry): it fails closed.
 --
 -- Password: the caller passes it as a parameter, never in this file:
 --   BEGIN; SELECT set_config('birthgate.worker_password', $1, true); <this file>; COMMIT;
@@ -67,20 +71,31 @@ BEGIN
     END IF;
   END LOOP;
 
-  -- The insert itself. The estate's own BEFORE/AFTER triggers on dot_tools run with the inserting
-  -- role's rights (fn_birth_gate reads meta_catalog and birth_registry, fn_birth_registry_auto inserts
-  -- the birth, fn_registry_changelog appends the audit row), so the worker needs exactly those.
+  -- The insert itself. The estate's own invoker triggers on dot_tools run with the inserting role's
+  -- rights: fn_birth_gate → fn_pre_birth_check reads meta_catalog, dot_tools (name check) and
+  -- birth_registry (code check), fn_registry_changelog appends the audit row. So: SELECT on those,
+  -- INSERT on registry_changelog. The birth itself (fn_birth_registry_auto / _auto_id) is SECURITY
+  -- DEFINER after KB-7D57 steps 4/5 and writes birth_registry with its owner's rights.
   IF to_regclass('public.dot_tools') IS NOT NULL THEN
     GRANT SELECT, INSERT ON public.dot_tools TO birthgate_worker;
   END IF;
   GRANT SELECT ON public.meta_catalog, public.dot_config TO birthgate_worker;
-  GRANT SELECT, INSERT ON public.birth_registry TO birthgate_worker;
   GRANT INSERT ON public.registry_changelog TO birthgate_worker;
+  -- birth_registry: read only. Revoked explicitly (not merely not granted) so a re-run also takes
+  -- back what an earlier version of this file granted in this database.
+  REVOKE ALL ON public.birth_registry FROM birthgate_worker;
+  GRANT SELECT ON public.birth_registry TO birthgate_worker;
   FOR v_rel IN
     SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relname LIKE ANY (ARRAY['dot_tools%', 'birth_registry%', 'registry_changelog%'])
+     WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relname LIKE ANY (ARRAY['dot_tools%', 'registry_changelog%'])
   LOOP
     EXECUTE format('GRANT USAGE ON SEQUENCE %s TO birthgate_worker', v_rel);
+  END LOOP;
+  FOR v_rel IN
+    SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND c.relkind = 'S' AND c.relname LIKE 'birth\_registry%'
+  LOOP
+    EXECUTE format('REVOKE ALL ON SEQUENCE %s FROM birthgate_worker', v_rel);
   END LOOP;
 END
 $$;

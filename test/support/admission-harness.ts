@@ -3,6 +3,7 @@
 import { randomInt } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { createPool, type Pool } from '../../db/pool.ts';
+import { DEFAULT_ACTIVITY_SLOTS } from '../../workers/admission-worker.ts';
 import { prepareAdmissionWorld } from './admission-world.ts';
 import { freshDatabase, type FreshDatabase } from './db.ts';
 import { type RunningWorker, startAdmissionWorker, temporalClient, uniqueTaskQueue } from './temporal.ts';
@@ -21,7 +22,7 @@ export type AdmissionHarness = {
 export async function admissionHarness(prefix: string, opts: { worker?: boolean } = {}): Promise<AdmissionHarness> {
   const db = await freshDatabase(prefix);
   const { workerUrl } = await prepareAdmissionWorld(db.pool, db.url);
-  const workerPool = createPool(workerUrl, { max: 10, applicationName: `test-worker-${prefix}` });
+  const workerPool = createPool(workerUrl, { max: DEFAULT_ACTIVITY_SLOTS, applicationName: `test-worker-${prefix}` });
   const t = await temporalClient();
   const h: AdmissionHarness = {
     db,

@@ -1,6 +1,9 @@
 -- KB-7D57 step 4 rollback: "CREATE OR REPLACE back to entry body" — the entry text byte for byte
 -- (sql/baseline/11-fn-birth-registry-auto.sql), so md5(pg_get_functiondef) is the entry md5 again
--- (KB-2590 §4: 1f729b35… on prod) and the OID never changed.
+-- (KB-2590 §4: 1f729b35… on prod) and the OID never changed. CREATE OR REPLACE assigns every attribute
+-- it does not name its default, so the entry attributes come back too: SECURITY INVOKER, no SET
+-- search_path (owner and OID stay). EXECUTE goes back to PUBLIC, as at entry (the entry ACL is the
+-- default one; after this GRANT it is spelled out, with the same meaning).
 CREATE OR REPLACE FUNCTION fn_birth_registry_auto() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -36,3 +39,5 @@ BEGIN
   RETURN NULL;
 END
 $fn$;
+
+GRANT EXECUTE ON FUNCTION fn_birth_registry_auto() TO PUBLIC;

@@ -1,6 +1,7 @@
 -- KB-7D57 step 5 rollback: "restore entry body" — byte for byte the entry text
 -- (sql/baseline/11-fn-birth-registry-auto.sql), so md5(pg_get_functiondef) is the entry md5 again
--- (KB-2590 §4: 3f3515de… on prod).
+-- (KB-2590 §4: 3f3515de… on prod). Unnamed attributes take their defaults, so SECURITY INVOKER and
+-- no SET search_path come back with it; EXECUTE goes back to PUBLIC, as at entry (see step 4's down).
 CREATE OR REPLACE FUNCTION fn_birth_registry_auto_id() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -28,3 +29,5 @@ BEGIN
   RETURN NULL;
 END
 $fn$;
+
+GRANT EXECUTE ON FUNCTION fn_birth_registry_auto_id() TO PUBLIC;

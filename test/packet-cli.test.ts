@@ -1,0 +1,57 @@
+// The CLI verbs of the packet (cli/commands/packet.ts): zod-validated arguments, clear errors, JSON.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadWorld } from '../fixtures/world.ts';
+import { catalogFingerprint, type Fingerprint } from '../packet/fingerprint.ts';
+import { runCli } from './support/cli.ts';
+import { freshDatabase, type FreshDatabase } from './support/db.ts';
+import { testEnv } from './support/env.ts';
+
+describe('birthgate apply / rollback / rehearse', () => {
+  let db: FreshDatabase;
+  let entry: Fingerprint;
+  let env: NodeJS.ProcessEnv;
+  const home = fs.mkdtempSync(path.join(process.env.BIRTHGATE_TEST_SCRATCH ?? os.tmpdir(), 'packet-cli-'));
+  before(async () => {
+    db = await freshDatabase('packet_cli');
+    await loadWorld(db.pool, { scale: 'test' });
+    entry = await catalogFingerprint(db.pool);
+    // The worker password every test file uses: birthgate_worker is cluster-wide.
+    env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: testEnv().temporalAddress, BIRTHGATE_HOME: home, BIRTHGATE_WORKER_PASSWORD: 'birthgate-worker-test-pw' };
+  });
+  after(async () => db?.dispose());
+
+  test('bad arguments are usage errors (exit 2) that say what is wrong', async () => {
+    const half = await runCli(['apply', '--owner', 'someone'], env);
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /--owner and --approval go together/);
+    const noTo = await runCli(['rollback'], env);
+    assert.equal(noTo.code, 2);
+    assert.match(noTo.stderr, /--to: .*step number/);
+    const bad = await runCli(['apply', '--through', 'seven'], env);
+    assert.equal(bad.code, 2);
+  });
+
+  test('rehearse --json --report writes both files and exits 0 on PASS', async () => {
+    const file = path.join(home, 'rehearsal');
+    const r = await runCli(['rehearse', '--json', '--report', file], env);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { status: string; entryExit: { governedHash: string } };
+    assert.equal(report.status, 'PASS');
+    assert.ok(fs.existsSync(`${file}.md`) && fs.existsSync(`${file}.json`));
+
+    // apply --expect takes the rehearsed governed hash; step 7 without approval stops with exit 1.
+    const apply = await runCli(['apply', '--through', '7', '--expect', report.entryExit.governedHash, '--json'], env);
+    assert.equal(apply.code, 1, apply.stderr);
+    const refusal = JSON.parse(apply.stdout) as { ok: boolean; code: string; step: number };
+    assert.deepEqual([refusal.ok, refusal.code, refusal.step], [false, 'BG428', 7]);
+
+    const rb = await runCli(['rollback', '--to', '0', '--json'], env);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.deepEqual((JSON.parse(rb.stdout) as { steps: Array<{ step: number; action: string }> }).steps.filter((s) => s.action === 'down').map((s) => s.step), [5, 4, 3, 2, 1]);
+    assert.deepEqual(await catalogFingerprint(db.pool), entry);
+  });
+});
