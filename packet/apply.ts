@@ -21,7 +21,8 @@ import { applyStep, rollbackStep, type StepOutcome, type StepRunOptions } from '
 import { discoverSteps, oneWayDoor, type PacketStep } from './steps.ts';
 import { verifyStepSql } from './verify.ts';
 
-export const defaultReportRoot = path.join(projectRoot, 'reports', 'packet');
+/** Where backups go when the caller names no directory (the CLI passes <BIRTHGATE_HOME>/reports). */
+export const defaultReportRoot = path.join(projectRoot, '.birthgate', 'reports');
 
 const Common = z.object({
   ddl: DdlOptionsSchema.partial().optional(),

@@ -21,8 +21,12 @@ export type AdmissionHarness = {
 
 export async function admissionHarness(prefix: string, opts: { worker?: boolean } = {}): Promise<AdmissionHarness> {
   const db = await freshDatabase(prefix);
+  // pg-pool's end() resolves before its sockets close; DROP DATABASE … WITH (FORCE) in dispose() then
+  // terminates them and the pool re-emits that as 'error' — harmless at teardown, fatal unhandled.
+  db.pool.on('error', () => undefined);
   const { workerUrl } = await prepareAdmissionWorld(db.pool, db.url);
   const workerPool = createPool(workerUrl, { max: DEFAULT_ACTIVITY_SLOTS, applicationName: `test-worker-${prefix}` });
+  workerPool.on('error', () => undefined); // same teardown race as above
   const t = await temporalClient();
   const h: AdmissionHarness = {
     db,

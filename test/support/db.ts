@@ -25,7 +25,18 @@ export async function freshDatabase(prefix: string): Promise<FreshDatabase> {
     pool,
     async dispose() {
       await pool.end();
-      await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));
+      await withClient(adminUrl, async (c) => {
+        // pg-pool's end() only sends Terminate; a backend still on its way out (this pool's, or a
+        // worker pool the test ended just before) would be killed by FORCE, and its client, no longer
+        // listened to, raises "terminating connection due to administrator command" as an uncaught
+        // exception in the test process. Wait briefly for them to leave; FORCE handles real leaks.
+        for (let i = 0; i < 100; i++) {
+          const r = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1', [name]);
+          if (r.rows[0]!.n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      });
     },
   };
 }
