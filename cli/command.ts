@@ -14,6 +14,11 @@ export type Command = {
   name: string;
   summary: string;
   usage: string;
+  /**
+   * When two commands share a name (`rollback --to N` for the packet, `rollback CODE` for an
+   * admission), the first whose `accepts` says yes to the arguments runs.
+   */
+  accepts?(args: string[]): boolean;
   run(args: string[], ctx: CliContext): Promise<number>;
 };
 

@@ -19,18 +19,17 @@ async function loadCommands(): Promise<Command[]> {
 }
 
 function help(all: Command[]): string {
-  const width = Math.max(...all.map((c) => c.name.length));
-  return ['usage: birthgate <command> [options]', '', ...all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`)].join('\n');
+  const shown = all.filter((c) => !c.summary.startsWith('(internal)'));
+  return ['usage: birthgate <command> [options]', '', ...shown.map((c) => `  ${c.usage}\n      ${c.summary}`)].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const all = await loadCommands();
   // Longest name match first, so "stack up" wins over "stack".
   const byLength = [...all].sort((a, b) => b.name.split(' ').length - a.name.split(' ').length);
-  const command = byLength.find((c) => {
-    const words = c.name.split(' ');
-    return words.every((w, i) => argv[i] === w);
-  });
+  const named = byLength.filter((c) => c.name.split(' ').every((w, i) => argv[i] === w));
+  const rest0 = (c: Command) => argv.slice(c.name.split(' ').length);
+  const command = named.find((c) => c.accepts?.(rest0(c)) ?? true) ?? named[named.length - 1];
   if (!command) {
     const wanted = argv[0];
     if (wanted && wanted !== 'help' && wanted !== '--help' && wanted !== '-h') {
@@ -43,7 +42,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const rest = argv.slice(command.name.split(' ').length);
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(`usage: birthgate ${command.usage}\n\n${command.summary}`);
+    const same = all.filter((c) => c.name === command.name);
+    console.log(same.map((c) => `usage: birthgate ${c.usage}\n  ${c.summary}`).join('\n'));
     return 0;
   }
   let config;

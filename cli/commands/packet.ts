@@ -116,6 +116,7 @@ export const commands: Command[] = [
     name: 'rollback',
     summary: 'roll the packet back to step N (downs in reverse; 0 = the entry state); step 7 refuses after a cross-collection birth',
     usage: 'rollback --to N [--json]',
+    accepts: (args) => args.some((a) => a === '--to' || a.startsWith('--to=')),
     async run(argv, ctx) {
       const a = parse(argv, { to: { type: 'string' }, json: { type: 'boolean' } }, RollbackArgs);
       return withPool(ctx, 'rollback', async (pool) => {
