@@ -2,7 +2,7 @@
 // concurrency 1, 10 and 50, measured in the same run for
 //   (a) the same SQL calls as the activities, made directly (the database floor),
 //   (b) an echo workflow with as many no-op activities (the Temporal floor), also as local activities,
-//   (c) birthgate: admitByCode(…, { wait: true }) through the real worker.
+//   (c) birthgate: admitByCode(…, { wait: true }) through the real worker; (c2) its local-activity variant.
 // Closed loop: `concurrency` callers each take the next code until `count` admissions are done.
 import { randomBytes, randomInt } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
@@ -87,6 +87,14 @@ export async function benchAdmission(ctx: BenchContext): Promise<BenchReport[]> 
     'b2. echo workflow (4 no-op local activities)': () =>
       client.workflow.execute('echoAdmissionLocal', { taskQueue: queues.echo, workflowId: `bench-echol-${run}-${serial++}`, args: [STEPS] }),
     'c. birthgate dotBirthAdmit': () => admitByCode(client, { code: code(), requestedBy: 'bench' }, { taskQueue: queues.birthgate, wait: true }),
+    'c2. birthgate, SQL steps as local activities': () => {
+      const c = code();
+      return client.workflow.execute('dotBirthAdmitLocal', {
+        taskQueue: queues.birthgate,
+        workflowId: admissionWorkflowId('dot_tools', c),
+        args: [{ code: c, requestedBy: 'bench' }],
+      });
+    },
   };
 
   const rows: Row[] = [];

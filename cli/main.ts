@@ -29,7 +29,11 @@ export async function main(argv: string[]): Promise<number> {
   const byLength = [...all].sort((a, b) => b.name.split(' ').length - a.name.split(' ').length);
   const named = byLength.filter((c) => c.name.split(' ').every((w, i) => argv[i] === w));
   const rest0 = (c: Command) => argv.slice(c.name.split(' ').length);
-  const command = named.find((c) => c.accepts?.(rest0(c)) ?? true) ?? named[named.length - 1];
+  const command = named.find((c) => c.accepts?.(rest0(c)) ?? true);
+  if (named.length > 1 && !command) {
+    console.error(`birthgate ${named[0]!.name}: which one? ${named.map((c) => `\n  birthgate ${c.usage}`).join('')}`);
+    return 2;
+  }
   if (!command) {
     const wanted = argv[0];
     if (wanted && wanted !== 'help' && wanted !== '--help' && wanted !== '-h') {

@@ -114,10 +114,11 @@ export type AdmissionStatus = {
   state: AdmissionState | null;
 };
 
-export async function status(client: Client, raw: AdmissionRef): Promise<AdmissionStatus> {
+/** Describe from the server; the full state from the workflow (null when no worker answers in time). */
+export async function status(client: Client, raw: AdmissionRef, opts: { queryTimeoutMs?: number } = {}): Promise<AdmissionStatus> {
   const { handle } = handleOf(client, raw);
   const d = await handle.describe();
-  const state = await handle.query(stateQuery).catch(() => null);
+  const state = await client.withDeadline(Date.now() + (opts.queryTimeoutMs ?? 10_000), () => handle.query(stateQuery)).catch(() => null);
   return { workflowId: d.workflowId, runId: d.runId, status: d.status.name, state };
 }
 

@@ -51,6 +51,19 @@ describe('dotBirthAdmit on the real stack', () => {
     assert.equal(await d.staticSummary(), `Birth admission of dot_tools \`${code}\``);
   });
 
+  test('the CLI admits and reports: admit --wait --json, then status', async () => {
+    const code = freshCode();
+    const env = { ...process.env, TEMPORAL_ADDRESS: testEnv().temporalAddress, DATABASE_URL: h.db.url, BIRTHGATE_TASK_QUEUE: h.taskQueue };
+    const admitted = await runCli(['admit', code, '--field', 'category=cli', '--wait', '--json'], env);
+    assert.equal(admitted.code, 0, admitted.stderr);
+    const { result } = JSON.parse(admitted.stdout) as { result: { stage: string; birthId: string } };
+    assert.equal(result.stage, 'FINALIZED');
+    const shown = await runCli(['status', code], env);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, new RegExp(`FINALIZED \\(COMPLETED\\)[\\s\\S]*birth ${result.birthId} born`));
+    assert.deepEqual((await h.db.pool.query('SELECT name, category FROM dot_tools WHERE code = $1', [code])).rows, [{ name: code, category: 'cli' }]);
+  });
+
   test('the same code admitted twice in a row attaches to the first admission: one birth, the same result', async () => {
     const code = freshCode();
     const first = await admit(code);

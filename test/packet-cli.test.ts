@@ -30,7 +30,10 @@ describe('birthgate apply / rollback / rehearse', () => {
     assert.match(half.stderr, /--owner and --approval go together/);
     const noTo = await runCli(['rollback'], env);
     assert.equal(noTo.code, 2);
-    assert.match(noTo.stderr, /--to: .*step number/);
+    assert.match(noTo.stderr, /rollback --to N.*\n.*rollback CODE/);
+    const badTo = await runCli(['rollback', '--to', 'x'], env);
+    assert.equal(badTo.code, 2);
+    assert.match(badTo.stderr, /--to: .*step number/);
     const bad = await runCli(['apply', '--through', 'seven'], env);
     assert.equal(bad.code, 2);
   });

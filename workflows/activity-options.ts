@@ -13,7 +13,12 @@
 // | retireBirth         | 10 s         | 2 min             | 1 s ×2 → 30 s      | BG400, PRECONDITION (BG428)   | then COMPENSATION_FAILED parks for an operator  |
 //
 // A killed worker costs one startToClose (10 s) before the attempt is retried elsewhere.
-import type { ActivityOptions } from '@temporalio/workflow';
+//
+// Local activities (dotBirthAdmitLocal, the benchmark's variant): the same steps and policies run in
+// the workflow worker, recorded as markers at the end of the workflow task. Every step is idempotent
+// (the permit key, the permit-bound insert), so re-running a task after a crash is as safe as a retry.
+import { type ActivityOptions, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import type { AdmissionActivities } from '../activities/index.ts';
 import { nonRetryableFailureTypes } from '../contracts/admission.ts';
 
 const step = (scheduleToCloseTimeout: ActivityOptions['scheduleToCloseTimeout'], initialInterval = '500ms'): ActivityOptions => ({
@@ -27,3 +32,22 @@ export const permitOptions = step('5m');
 export const finalizeOptions = step('5m');
 export const compensationOptions = step('2m', '1s');
 export const insertOptions = (permitTtlSeconds: number): ActivityOptions => step(Math.floor(permitTtlSeconds * 800));
+
+export type ActivityMode = 'remote' | 'local';
+
+/** The admission's activities, each with its policy from the table above. */
+export function admissionActivities(permitTtlSeconds: number, mode: ActivityMode) {
+  const proxy = <K extends keyof AdmissionActivities>(options: ActivityOptions, ...names: K[]) => {
+    // Both proxies expose the same call signatures; only where the step runs differs.
+    const all = (mode === 'local' ? proxyLocalActivities(options) : proxyActivities(options)) as unknown as AdmissionActivities;
+    return Object.fromEntries(names.map((n) => [n, all[n]])) as Pick<AdmissionActivities, K>;
+  };
+  return {
+    ...proxy(preflightOptions, 'preflight'),
+    ...proxy(permitOptions, 'issuePermit'),
+    ...proxy(insertOptions(permitTtlSeconds), 'insertGovernedRow'),
+    ...proxy(finalizeOptions, 'confirmFinalized', 'readAdmission'),
+    ...proxy(compensationOptions, 'withdrawPermit', 'retireBirth'),
+  };
+}
+export type AdmissionSteps = ReturnType<typeof admissionActivities>;

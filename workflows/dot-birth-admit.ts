@@ -17,15 +17,7 @@
 // wait get their answer at once and no workflow lingers per birth). A later rollback is the separate
 // small workflow dotBirthRollback, which the client starts with the finalized permit id; a rollback
 // signal while the admission still runs is handled here.
-import {
-  ApplicationFailure,
-  CancellationScope,
-  CancelledFailure,
-  isCancellation,
-  proxyActivities,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { AdmissionActivities } from '../activities/index.ts';
+import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, workflowInfo } from '@temporalio/workflow';
 import {
   AdmissionInput,
   type AdmissionRequest,
@@ -37,27 +29,32 @@ import {
   type Stage,
 } from '../contracts/admission.ts';
 import { AdmissionRecord, describeBlocker } from './admission-record.ts';
-import { compensationOptions, finalizeOptions, insertOptions, permitOptions, preflightOptions } from './activity-options.ts';
+import { type ActivityMode, admissionActivities, type AdmissionSteps } from './activity-options.ts';
 import { Compensations, type UndoContext } from './compensations.ts';
 import { type Abort, OperatorInbox, type Resume } from './operator-inbox.ts';
 
-const { preflight } = proxyActivities<AdmissionActivities>(preflightOptions);
-const { issuePermit } = proxyActivities<AdmissionActivities>(permitOptions);
-const { confirmFinalized } = proxyActivities<AdmissionActivities>(finalizeOptions);
-const { withdrawPermit, retireBirth } = proxyActivities<AdmissionActivities>(compensationOptions);
+export function dotBirthAdmit(raw: AdmissionInput): Promise<AdmissionResult> {
+  return admit(raw, 'remote');
+}
 
-export async function dotBirthAdmit(raw: AdmissionInput): Promise<AdmissionResult> {
+/** The same admission with its SQL steps as local activities (benchmark variant; see activity-options.ts). */
+export function dotBirthAdmitLocal(raw: AdmissionInput): Promise<AdmissionResult> {
+  return admit(raw, 'local');
+}
+
+async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<AdmissionResult> {
   const input = validInput(raw);
   const { workflowId, runId, firstExecutionRunId } = workflowInfo();
   const record = new AdmissionRecord(workflowId, input);
   const inbox = new OperatorInbox(record);
   const undo = new Compensations(record, inbox);
-  const { insertGovernedRow } = proxyActivities<AdmissionActivities>(insertOptions(input.permitTtlSeconds));
+  const acts = admissionActivities(input.permitTtlSeconds, mode);
+  const { issuePermit, insertGovernedRow, confirmFinalized, withdrawPermit, retireBirth } = acts;
   record.enter('PREFLIGHT', 'the stop-condition checks');
 
   try {
     // 1. preflight — a stop-condition parks the admission until an operator decides.
-    const breakGlass = await clearStopConditions(record, inbox, input);
+    const breakGlass = await clearStopConditions(record, inbox, input, acts);
 
     // 2. permit — RESERVED for exactly (code, collection), with a TTL.
     const permit = await step(inbox, () =>
@@ -107,13 +104,19 @@ export async function dotBirthAdmit(raw: AdmissionInput): Promise<AdmissionResul
 // ───────────────────────────── stop-conditions ─────────────────────────────
 
 /** Loop preflight until clear (→ null) or an operator breaks the glass (→ the approval). */
-async function clearStopConditions(record: AdmissionRecord, inbox: OperatorInbox, input: AdmissionRequest): Promise<BreakGlassSignal | null> {
+async function clearStopConditions(
+  record: AdmissionRecord,
+  inbox: OperatorInbox,
+  input: AdmissionRequest,
+  { preflight }: AdmissionSteps,
+): Promise<BreakGlassSignal | null> {
+  const checkNow = () => preflight({ collection: input.collection, code: input.code });
   for (;;) {
-    const report = await step(inbox, () => preflight({ collection: input.collection, code: input.code }));
+    const report = await step(inbox, checkNow);
     if (report.blockers.length === 0) return null;
     record.blocked(report.blockers);
     record.enter('BLOCKED', 'an operator: retry, cancel or break-glass', report.blockers.map(describeBlocker).join('; '));
-    const decision = await awaitOperator(record, inbox, input);
+    const decision = await awaitOperator(record, inbox, checkNow);
     if (decision === 'cleared') return null;
     if (decision.kind === 'breakGlass') {
       record.breakGlassGranted({ actor: decision.actor, reason: decision.reason, approvalId: decision.approvalId });
@@ -127,9 +130,13 @@ async function clearStopConditions(record: AdmissionRecord, inbox: OperatorInbox
  * A stuck birth waits here, without polling. Right after it starts waiting it re-reads the
  * stop-conditions once, so a condition cleared (or a decision sent) just before the wait is not missed.
  */
-async function awaitOperator(record: AdmissionRecord, inbox: OperatorInbox, input: AdmissionRequest): Promise<'cleared' | Resume> {
+async function awaitOperator(
+  record: AdmissionRecord,
+  inbox: OperatorInbox,
+  checkNow: () => ReturnType<AdmissionSteps['preflight']>,
+): Promise<'cleared' | Resume> {
   let cleared = false;
-  void CancellationScope.nonCancellable(() => preflight({ collection: input.collection, code: input.code })).then(
+  void CancellationScope.nonCancellable(checkNow).then(
     (report) => {
       if (record.stage !== 'BLOCKED') return;
       if (report.blockers.length === 0) cleared = true;

@@ -2,14 +2,10 @@
 // birth instead of deleting history"). A separate small workflow because dotBirthAdmit completes at
 // FINALIZED; the client starts it with the permit id from the admission's result. Idempotent: the
 // retire is, and its id is derived from (collection, code) with USE_EXISTING.
-import { ApplicationFailure, proxyActivities, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { AdmissionActivities } from '../activities/index.ts';
+import { ApplicationFailure, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { admissionWorkflowId, describeIssues, FailureType, RollbackInput, type RollbackResult } from '../contracts/admission.ts';
 import { BirthCollection, BirthStage, EntityCode, PermitId } from '../contracts/search-attributes.ts';
-import { compensationOptions, finalizeOptions } from './activity-options.ts';
-
-const { readAdmission } = proxyActivities<AdmissionActivities>(finalizeOptions);
-const { retireBirth } = proxyActivities<AdmissionActivities>(compensationOptions);
+import { admissionActivities } from './activity-options.ts';
 
 export async function dotBirthRollback(raw: RollbackInput): Promise<RollbackResult> {
   const parsed = RollbackInput.safeParse(raw);
@@ -17,6 +13,7 @@ export async function dotBirthRollback(raw: RollbackInput): Promise<RollbackResu
     throw ApplicationFailure.create({ type: FailureType.INVALID_INPUT, message: `invalid rollback: ${describeIssues(parsed.error)}`, nonRetryable: true });
   }
   const input = parsed.data;
+  const { readAdmission, retireBirth } = admissionActivities(900, 'remote');
   const show = (stage: string, details: string) => {
     upsertSearchAttributes([
       { key: BirthStage, value: stage },

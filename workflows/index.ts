@@ -1,3 +1,3 @@
 // Every workflow the admission worker runs (the bundler's entry point).
-export { dotBirthAdmit } from './dot-birth-admit.ts';
+export { dotBirthAdmit, dotBirthAdmitLocal } from './dot-birth-admit.ts';
 export { dotBirthRollback } from './dot-birth-rollback.ts';

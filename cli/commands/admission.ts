@@ -200,6 +200,8 @@ export const commands: Command[] = [
     name: 'rollback',
     summary: 'undo an admission: while running, compensations; once finalized, the birth is retired',
     usage: 'rollback CODE [--collection C] [--actor A] [--reason R] [--json]',
+    // `rollback --to N` is the packet's; an admission rollback names a CODE.
+    accepts: (args) => args.some((a) => !a.startsWith('-')),
     async run(argv, ctx) {
       const { values, positionals } = parse(argv, { actor: { type: 'string' }, reason: { type: 'string' } }, 1);
       const actor = str(values.actor) ?? whoami();
