@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadWorld } from '../fixtures/world.ts';
 import { catalogFingerprint, type Fingerprint } from '../packet/fingerprint.ts';
+import { workerPassword } from './support/packet-world.ts';
 import { runCli } from './support/cli.ts';
 import { freshDatabase, type FreshDatabase } from './support/db.ts';
 import { testEnv } from './support/env.ts';
@@ -20,7 +21,7 @@ describe('birthgate apply / rollback / rehearse', () => {
     await loadWorld(db.pool, { scale: 'test' });
     entry = await catalogFingerprint(db.pool);
     // The worker password every test file uses: birthgate_worker is cluster-wide.
-    env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: testEnv().temporalAddress, BIRTHGATE_HOME: home, BIRTHGATE_WORKER_PASSWORD: 'birthgate-worker-test-pw' };
+    env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: testEnv().temporalAddress, BIRTHGATE_HOME: home, BIRTHGATE_WORKER_PASSWORD: workerPassword };
   });
   after(async () => db?.dispose());
 

@@ -1,5 +1,6 @@
 // The packet runner (issue 3): KB-7D57 in strict order with backup, drift check, lock discipline and
 // a ledger; automatic rollback only before the one-way door (KB-3A66 §5); step 7 owner-gated.
+import { workerPassword } from './support/packet-world.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,7 +23,7 @@ import { freshDatabase, type FreshDatabase } from './support/db.ts';
 const approval = { owner: 'test-owner', approvalId: 'APR-KB-7D57-7' };
 const reportDir = fs.mkdtempSync(path.join(process.env.BIRTHGATE_TEST_SCRATCH ?? os.tmpdir(), 'packet-runner-'));
 /** The same password helper-2's SQL tests use: the role is cluster-wide, test files share it. */
-const workerPassword = 'birthgate-worker-test-pw';
+
 
 async function world(prefix: string): Promise<FreshDatabase> {
   const db = await freshDatabase(prefix);

@@ -6,7 +6,10 @@ import { listSql, readSql } from '../../db/sql-files.ts';
 import { workerUrlFrom } from '../../stack/endpoints.ts';
 import { applyStepsSql, packetSteps } from './packet-sql.ts';
 
-export const WORKER_PASSWORD = 'birthgate-worker-test';
+// birthgate_worker is cluster-wide: every test file must give it the same password, or one file's
+// role refresh breaks another file's worker connections.
+export { workerPassword as WORKER_PASSWORD } from './packet-world.ts';
+import { workerPassword as WORKER_PASSWORD } from './packet-world.ts';
 
 export type AdmissionWorld = {
   /** birthgate_worker's URL for the same database: what the worker's pool uses. */
