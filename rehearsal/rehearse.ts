@@ -37,6 +37,8 @@ export type StepRehearsal = {
   detail: string;
   /** Lock modes this step added on birth_registry / dot_tools (held until the ROLLBACK). */
   locks: string[];
+  /** performance.now() when the step started (to time the write-blocking window). */
+  startedAt: number;
   kind: 'plain' | 'index-build' | 'promotion';
 };
 
@@ -60,8 +62,13 @@ export type RehearsalFacts = {
   serverVersion: string;
   startedAt: string;
   durationMs: number;
-  /** From BEGIN to ROLLBACK: how long the rehearsal itself held what it locked. */
+  /** From BEGIN to ROLLBACK. */
   transactionMs: number;
+  /**
+   * From the first step that took a lock writers wait for (SHARE or stronger on birth_registry or
+   * dot_tools: the non-concurrent index build) to the ROLLBACK: how long live writers were blocked.
+   */
+  writeBlockingMs: number;
   entry: Fingerprint;
   exit: Fingerprint;
   entryRows: CatalogRows;
@@ -76,6 +83,8 @@ export type RehearsalFacts = {
 };
 
 const RELS = ['public.birth_registry', 'public.dot_tools'];
+/** Modes that conflict with ROW EXCLUSIVE, i.e. that make an INSERT wait. */
+const WRITE_BLOCKING = /:(ShareLock|ShareRowExclusiveLock|ExclusiveLock|AccessExclusiveLock)$/;
 
 async function heldLocks(c: pg.PoolClient): Promise<Set<string>> {
   const r = await c.query<{ l: string }>(
@@ -103,7 +112,7 @@ async function runSteps(c: pg.PoolClient, steps: PacketStep[], say: (l: string) 
     const v = await verifyStepSql(c, s);
     // As in applyPacket: a self-undoing step is re-run only while the packet is not past it.
     if (v.ok && !(s.meta.selfUndoing && appliedThrough <= s.step)) {
-      runs.push({ step: s.step, title: s.meta.title, ran: false, ok: true, ms: 0, detail: `already applied: ${v.detail}`, locks: [], kind });
+      runs.push({ step: s.step, title: s.meta.title, ran: false, ok: true, ms: 0, detail: `already applied: ${v.detail}`, locks: [], kind, startedAt: performance.now() });
       continue;
     }
     const before = await heldLocks(c);
@@ -119,14 +128,14 @@ async function runSteps(c: pg.PoolClient, steps: PacketStep[], say: (l: string) 
       const after = await verifyStepSql(c, s);
       const locks = [...(await heldLocks(c))].filter((l) => !before.has(l)).sort();
       await c.query('RELEASE SAVEPOINT rehearsal_step');
-      runs.push({ step: s.step, title: s.meta.title, ran: true, ok: after.ok, ms, detail: after.detail, locks, kind });
+      runs.push({ step: s.step, title: s.meta.title, ran: true, ok: after.ok, ms, detail: after.detail, locks, kind, startedAt: t0 });
       say(`step ${s.step} ${after.ok ? 'ok' : 'VERIFY FAILED'} in ${ms.toFixed(1)} ms${locks.length ? ` (${locks.join(', ')})` : ''}`);
       if (!after.ok) return { runs, failure: `step ${s.step} ran but its verify does not hold: ${after.detail}` };
     } catch (err) {
       const ms = performance.now() - t0;
       await c.query('ROLLBACK TO SAVEPOINT rehearsal_step');
       const detail = `${sqlstateOf(err) ?? ''} ${messageOf(err)}`.trim();
-      runs.push({ step: s.step, title: s.meta.title, ran: true, ok: false, ms, detail, locks: [], kind });
+      runs.push({ step: s.step, title: s.meta.title, ran: true, ok: false, ms, detail, locks: [], kind, startedAt: t0 });
       say(`step ${s.step} FAILED: ${detail}`);
       return { runs, failure: `step ${s.step} failed: ${detail}` };
     }
@@ -167,7 +176,7 @@ export async function collectFacts(pool: pg.Pool, opts: RehearseOptions = {}): P
     const seqBefore = await sequences(pool);
 
     const c = await pool.connect();
-    let facts: Pick<RehearsalFacts, 'feasibility' | 'before' | 'steps' | 'plan' | 'triggers' | 'failure'> & { transactionMs: number };
+    let facts: Pick<RehearsalFacts, 'feasibility' | 'before' | 'steps' | 'plan' | 'triggers' | 'failure' | 'transactionMs' | 'writeBlockingMs'>;
     let broken = false;
     try {
       const t0 = performance.now();
@@ -180,12 +189,15 @@ export async function collectFacts(pool: pg.Pool, opts: RehearseOptions = {}): P
         const { runs, failure } = await runSteps(c, steps, say);
         const plan = failure ? [] : await runPlan(c, before, say);
         const triggers = failure ? [] : await governedTriggers(c);
-        facts = { feasibility, before, steps: runs, plan, triggers, failure, transactionMs: 0 };
+        facts = { feasibility, before, steps: runs, plan, triggers, failure, transactionMs: 0, writeBlockingMs: 0 };
       } finally {
         // KB-3A66 §1: "Every rehearsal ran inside BEGIN…ROLLBACK". Always, whatever happened above.
         await c.query('ROLLBACK').catch(() => (broken = true));
       }
-      facts.transactionMs = performance.now() - t0;
+      const end = performance.now();
+      facts.transactionMs = end - t0;
+      const firstBlocking = facts.steps.find((x) => x.locks.some((l) => WRITE_BLOCKING.test(l)));
+      facts.writeBlockingMs = firstBlocking ? end - firstBlocking.startedAt : 0;
     } finally {
       c.release(broken);
     }

@@ -30,6 +30,7 @@ export type RehearsalReport = {
   status: 'PASS' | 'FAIL';
   durationMs: number;
   transactionMs: number;
+  writeBlockingMs: number;
   liveMutation: {
     verdict: 'NONE' | 'DETECTED';
     catalogRowsEqual: boolean;
@@ -108,6 +109,7 @@ export function buildReport(f: RehearsalFacts): RehearsalReport {
     status: engineering.length === 0 ? 'PASS' : 'FAIL',
     durationMs: Math.round(f.durationMs),
     transactionMs: Math.round(f.transactionMs),
+    writeBlockingMs: Math.round(f.writeBlockingMs),
     liveMutation: { verdict: mutation ? 'DETECTED' : 'NONE', catalogRowsEqual: differingCatalogs.length === 0, differingCatalogs, nonTransactional: f.sequences },
     entryExit: {
       equal,
@@ -160,7 +162,7 @@ export function renderMarkdown(r: RehearsalReport): string {
   const L: string[] = [
     `# ${r.title}`, '',
     `Date: ${r.date} · Database: ${r.database} (PostgreSQL ${r.serverVersion}) · Final status: **${r.status}**`,
-    `Execution mode: ${r.executionMode}. Duration ${r.durationMs} ms, of which the transaction (locks held) ${r.transactionMs} ms.`, '',
+    `Execution mode: ${r.executionMode}. Duration ${r.durationMs} ms; the transaction ${r.transactionMs} ms, of which writers to birth_registry/dot_tools were blocked ${r.writeBlockingMs} ms (from the index build to the ROLLBACK — run it off-peak).`, '',
     '## 1. Live mutation', '',
     `**${r.liveMutation.verdict}.** Every step and every plan line ran inside one BEGIN…ROLLBACK. Raw catalog rows equal: ${yes(r.liveMutation.catalogRowsEqual)}${r.liveMutation.differingCatalogs.length ? ` (differ: ${r.liveMutation.differingCatalogs.join(', ')})` : ''}.`,
     r.liveMutation.nonTransactional.length

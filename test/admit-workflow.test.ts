@@ -102,6 +102,9 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       const stuck = await eventually(async () => (await listStuck(t.client)).find((s) => s.code === c), 'the stuck birth in visibility');
       assert.equal(stuck.stage, 'BLOCKED');
       assert.match(stuck.blockers.join(), /code_rule/);
+      // --older-than counts from when it parked, not from when it started.
+      assert.equal((await listStuck(t.client, { olderThanMs: 3_600_000 })).find((x) => x.code === c), undefined);
+      assert.ok((await listStuck(t.client, { olderThanMs: 1 })).some((x) => x.code === c));
       // The re-read after parking happened (2 preflights), and no permit was issued.
       await eventually(async () => (ledger.calls.filter((x) => x === `preflight:${c}`).length === 2 ? true : undefined), 're-read');
       assert.ok(!ledger.calls.includes(`issue:${c}`));
