@@ -207,9 +207,9 @@ describe('the worker on a packet applied only through step 3 fails closed', () =
     ]);
   });
 
-  test('a worker insert into dot_tools is refused: the invoker birth may not write birth_registry', async () => {
+  test('a worker insert into dot_tools is refused while the permit gate and finalize are not in place', async () => {
     const before = await writtenState(db.pool);
-    await rejectsWith(worker.query(insertSql, [newDotCode('partial'), 'before step 4']), '42501', /permission denied for table birth_registry/);
+    await rejectsWith(worker.query(insertSql, [newDotCode('partial'), 'before step 4']), '42501', /permission denied for table dot_tools/);
     assert.deepEqual(await writtenState(db.pool), before);
   });
 
@@ -222,6 +222,6 @@ describe('the worker on a packet applied only through step 3 fails closed', () =
     assert.deepEqual(r.rows, entryFns);
     assert.equal((await verifyStep(db.pool, 4)).ok, false);
     assert.equal((await verifyStep(db.pool, 5)).ok, false);
-    await rejectsWith(worker.query(insertSql, [newDotCode('partial-again'), 'after rollback']), '42501', /permission denied for table birth_registry/);
+    await rejectsWith(worker.query(insertSql, [newDotCode('partial-again'), 'after rollback']), '42501', /permission denied for table dot_tools/);
   });
 });

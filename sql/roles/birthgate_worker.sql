@@ -76,8 +76,18 @@ BEGIN
   -- birth_registry (code check), fn_registry_changelog appends the audit row. So: SELECT on those,
   -- INSERT on registry_changelog. The birth itself (fn_birth_registry_auto / _auto_id) is SECURITY
   -- DEFINER after KB-7D57 steps 4/5 and writes birth_registry with its owner's rights.
+  -- INSERT only while the permit gate and the deferred finalize guard the table (KB-7D57 steps 9/10,
+  -- both ENABLE ALWAYS): on a packet applied part of the way the worker cannot insert at all, rather
+  -- than birth a row without a permit.
   IF to_regclass('public.dot_tools') IS NOT NULL THEN
-    GRANT SELECT, INSERT ON public.dot_tools TO birthgate_worker;
+    GRANT SELECT ON public.dot_tools TO birthgate_worker;
+    IF (SELECT count(*) FROM pg_trigger
+         WHERE tgrelid = 'public.dot_tools'::regclass AND tgenabled = 'A'
+           AND tgname IN ('trg_permit_gate_dot_tools', 'trg_dt_finalize')) = 2 THEN
+      GRANT INSERT ON public.dot_tools TO birthgate_worker;
+    ELSE
+      REVOKE INSERT ON public.dot_tools FROM birthgate_worker;
+    END IF;
   END IF;
   GRANT SELECT ON public.meta_catalog, public.dot_config TO birthgate_worker;
   GRANT INSERT ON public.registry_changelog TO birthgate_worker;
