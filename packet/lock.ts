@@ -9,7 +9,14 @@ export const PACKET_LOCK = { classId: 0x4247, objId: 0x7d57 } as const;
 
 export type PacketLock = { release(): Promise<void> };
 
+/** The lock session, the step's DDL session and the ledger writes each need a connection. */
+export const MIN_POOL_SIZE = 3;
+
 export async function acquirePacketLock(pool: pg.Pool, purpose: string): Promise<PacketLock> {
+  const max = (pool as unknown as { options?: { max?: number } }).options?.max;
+  if (max !== undefined && max < MIN_POOL_SIZE) {
+    throw new PacketError(PacketFailure.BadRequest, `${purpose} needs a pool of at least ${MIN_POOL_SIZE} connections (this one has ${max}): the lock session holds one for the whole run`);
+  }
   const client = await pool.connect();
   try {
     const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [PACKET_LOCK.classId, PACKET_LOCK.objId]);
