@@ -1,5 +1,6 @@
-// The permit ledger `birth_admission_permit` (DESIGN §3): issue, transition, read. Every state change
-// goes through fn_permit_transition, which refuses illegal moves (BG422) and logs the transition.
+// The permit ledger `birth_admission_permit` (DESIGN §3): request, issue, transition, read. Every state
+// change goes through fn_permit_move (fn_permit_transition for callers), which refuses illegal moves
+// (BG422) and logs the transition.
 import { z } from 'zod';
 import type { Pool, Queryable } from '../db/pool.ts';
 import {
@@ -71,17 +72,35 @@ export async function readLedger(db: Queryable, permitId: string): Promise<Admis
   });
 }
 
+/** One permit call: fn_permit_request or fn_permit_issue, with the same parameters. */
+async function openPermit(pool: Pool, fn: 'fn_permit_request' | 'fn_permit_issue', i: IssuePermitInput): Promise<PermitView> {
+  return dbStep(fn, async () => {
+    const { rows } = await pool.query(`SELECT * FROM ${fn}($1, $2, $3, $4, $5, $6, $7)`, [
+      i.idempotencyKey, i.code, i.collection, i.ttlSeconds, i.actor, i.workflowId, i.runId,
+    ]);
+    return permitView(rows[0]);
+  });
+}
+
 export function permitActivities(pool: Pool, hooks: ActivityHooks) {
   return {
-    /** RESERVED permit for (code, collection). Idempotent on the key: a retry returns the same permit. */
+    /**
+     * REQUESTED permit for (code, collection): a stuck birth holds its place in the ledger with it
+     * while it waits for an operator. Idempotent on the key (the same key issuePermit later uses):
+     * a retry returns the same permit, in whatever state it is.
+     */
+    async requestPermit(raw: IssuePermitInput): Promise<PermitView> {
+      const i = parseInput(IssuePermitInput, raw, 'requestPermit');
+      return openPermit(pool, 'fn_permit_request', i);
+    },
+
+    /**
+     * RESERVED permit for (code, collection). Idempotent on the key: a retry returns the same permit;
+     * a permit the key holds in REQUESTED (requestPermit, a stuck birth) is reserved now.
+     */
     async issuePermit(raw: IssuePermitInput): Promise<PermitView> {
       const i = parseInput(IssuePermitInput, raw, 'issuePermit');
-      const permit = await dbStep('fn_permit_issue', async () => {
-        const { rows } = await pool.query('SELECT * FROM fn_permit_issue($1, $2, $3, $4, $5, $6, $7)', [
-          i.idempotencyKey, i.code, i.collection, i.ttlSeconds, i.actor, i.workflowId, i.runId,
-        ]);
-        return permitView(rows[0]);
-      });
+      const permit = await openPermit(pool, 'fn_permit_issue', i);
       hooks.at('after-permit-issue');
       return permit;
     },

@@ -2,7 +2,7 @@
 //  (a) dot_tools insert under the permit gate + deferred finalize vs the entry state's insert path,
 //      N single-statement transactions per sample, as a ratio (target ≤ 1.3×); samples alternate
 //      entry, gated, entry, … (apply and rollback between them) on the same world, so a shared
-//      machine's drift lands on both paths. Test world N = 2000 × 2 rounds; prod world a smaller N:
+//      machine's drift lands on both paths. Test world N = 2000 × 3 rounds; prod world a smaller N:
 //      there the estate's own fn_birth_gate dominates every insert (see the note in the report);
 //  (b) step 2 (CREATE INDEX CONCURRENTLY) and step 3 (USING INDEX promotion) through the runner while
 //      a writer inserts into birth_registry in a loop: the writer's longest stall, the promotion's
@@ -72,7 +72,9 @@ async function insertRatio(ctx: BenchContext, db: BenchDatabase, client: pg.Clie
     await client.query(`DELETE FROM dot_tools WHERE _dot_origin = 'bench'`);
     await client.query(`DELETE FROM birth_registry WHERE collection_name = 'dot_tools' AND entity_code LIKE 'dot-bench-%'`);
   };
-  // The world load leaves dirty buffers behind: a checkpoint now, and a warm-up, keep them out of sample 1.
+  // The world load leaves work behind (autovacuum of fresh tables, dirty buffers): done now, with a
+  // warm-up, so it does not land on the first sample.
+  await client.query('VACUUM (ANALYZE)');
   await client.query('CHECKPOINT');
   await timed(Math.min(200, n), entryInsert(client, `${key}-w`));
   await cleanup();
@@ -178,7 +180,7 @@ export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
       await client.connect();
       client.on('notice', () => undefined); // fn_birth_gate warns on every kebab code (KB-2590 §4)
       if (scale === 'test') {
-        reports.push((await insertRatio(ctx, db, client, 't', `test world (${w.births.toLocaleString('en-US')} births)`, N_TEST, 2)).report);
+        reports.push((await insertRatio(ctx, db, client, 't', `test world (${w.births.toLocaleString('en-US')} births)`, N_TEST, 3)).report);
         continue;
       }
       ctx.log('packet (c): rehearsal on the prod world …');

@@ -124,103 +124,125 @@ export async function applyPacket(pool: pg.Pool, options: ApplyOptions = {}): Pr
     const entry = await guardedFingerprint(pool);
     const runId = await startRun(pool, { kind: 'apply', targetStep: through, owner: o.owner, approvalId: o.approvalId, entry });
     emit({ type: 'run', runId, kind: 'apply', target: through });
+    let ended = false;
     const end = async (status: 'refused' | 'failed' | 'stopped' | 'rolled_back', err: PacketError, exit?: Fingerprint) => {
+      ended = true;
       await finishRun(pool, runId, { status, exit: exit ?? (await guardedFingerprint(pool).catch(() => undefined)), errorCode: err.code, error: err.message });
       return err;
     };
-
-    // KB-7D57 "Backup commands (run first)".
-    let backup: BackupResult;
     try {
-      const db = await pool.query<{ d: string }>('SELECT current_database() AS d');
-      const dir = path.join(o.reportDir ?? defaultReportRoot, `${db.rows[0]!.d}-apply-run-${runId}`);
-      backup = await takeBackup(pool, { dir, databaseUrl: o.databaseUrl });
+      return await applyRun(pool, o, steps, through, { runId, entry, recorded, end, emit, options });
     } catch (err) {
-      throw await end('refused', new PacketError(PacketFailure.BadRequest, `backup failed, nothing applied: ${messageOf(err)}`, { runId, cause: err }));
+      // Anything unforeseen (a lost connection, a catalog read failing) still closes the run row.
+      if (!ended) await end('failed', err instanceof PacketError ? err : new PacketError(PacketFailure.StepFailed, messageOf(err), { runId, cause: err })).catch(() => undefined);
+      throw err;
     }
-    await setRunBackup(pool, runId, backup.dir);
-    emit({ type: 'backup', dir: backup.dir, files: backup.files, pgDump: backup.pgDump });
-
-    const drift = await checkEntry(pool, steps, { current: entry, recorded, expectGovernedHash: o.expectGovernedHash });
-    emit({ type: 'drift', ok: drift.ok, appliedThrough: drift.appliedThrough, checks: drift.checks });
-    if (!drift.ok) {
-      const failed = drift.checks.filter((c) => !c.ok);
-      throw await end('refused', new PacketError(PacketFailure.EntryDrift,
-        `entry drift, nothing applied: ${failed.map((c) => `${c.check} — ${c.detail}`).join('; ')}`, { runId, detail: drift }), entry);
-    }
-
-    const door = oneWayDoor(steps) ?? Number.POSITIVE_INFINITY;
-    const base: StepRunOptions = { runId, lockHeld: true, owner: o.owner, approvalId: o.approvalId, ddl: o.ddl, onEvent: options.onEvent, random: options.random, steps };
-    const done: StepOutcome[] = [];
-    const appliedHere: PacketStep[] = [];
-    let current = entry;
-    for (const s of steps.filter((x) => x.step <= through)) {
-      try {
-        const out = await applyStep(pool, s, { ...base, entry: current, rerunSelfUndoing: drift.appliedThrough <= s.step });
-        done.push(out);
-        current = out.exit;
-        if (out.action === 'up' && !s.meta.selfUndoing) appliedHere.push(s);
-      } catch (err) {
-        const e = err instanceof PacketError ? err : new PacketError(PacketFailure.StepFailed, messageOf(err), { runId, step: s.step, cause: err });
-        if (e.code === PacketFailure.Precondition) {
-          // KB-7D57: "Stop and get explicit owner sign-off between step 6 and step 7" — the refusal is
-          // the designed stop, not a failure: what came before stays applied.
-          const msg = `${e.message}; steps before ${s.step} stay applied (${done.map((d) => `${d.step}:${d.action}`).join(' ') || 'none'})`;
-          throw await end('refused', new PacketError(PacketFailure.Precondition, msg, { runId, step: s.step, sqlstate: 'BG428', cause: e }), current);
-        }
-        const pastDoor = s.step >= door || (await Promise.all(steps.filter((x) => x.meta.oneWay).map((x) => verifyStepSql(pool, x)))).some((v) => v.ok);
-        if (pastDoor) {
-          const reason = `step ${s.step} failed at or past the one-way door (step ${door}): no automatic rollback (KB-3A66 §5); stopped for an operator`;
-          emit({ type: 'stopped', reason });
-          throw await end('stopped', new PacketError(PacketFailure.StoppedPastOneWay, `${reason}: ${e.message}`, { runId, step: s.step, sqlstate: e.sqlstate, cause: e }));
-        }
-        // A failed CONCURRENTLY step may have left an index behind: its down (IF EXISTS) goes too.
-        const toUndo = s.meta.concurrently ? [...appliedHere, s] : appliedHere;
-        emit({ type: 'rollback', reason: e.message, steps: [...toUndo].reverse().map((x) => x.step) });
-        let rolled: StepOutcome[];
-        try {
-          rolled = await autoRollback(pool, toUndo, base);
-        } catch (rbErr) {
-          throw await end('failed', new PacketError(PacketFailure.RollbackMismatch,
-            `step ${s.step} failed (${e.message}) and the automatic rollback failed too: ${messageOf(rbErr)} — the catalog is between states; run \`birthgate rollback\``,
-            { runId, step: s.step, cause: rbErr }));
-        }
-        const exit = rolled.at(-1)?.exit ?? (await guardedFingerprint(pool));
-        const proof = prove(entry, exit);
-        emit({ type: 'proof', ...proof });
-        const detail = { failedStep: s.step, rolledBack: rolled.map(summary), proof };
-        if (!proof.equal) {
-          throw await end('failed', new PacketError(PacketFailure.RollbackMismatch,
-            `step ${s.step} failed and was rolled back, but the catalog differs from the entry fingerprint at ${proof.diff.map((d) => d.path).join(', ')}`,
-            { runId, step: s.step, detail, cause: e }), exit);
-        }
-        throw await end('rolled_back', new PacketError(e.code, `${e.message}; rolled back ${rolled.map((r) => r.step).join(', ') || 'nothing'} — catalog back at the entry fingerprint ${proof.entryHash.slice(0, 12)}…`,
-          { runId, step: s.step, sqlstate: e.sqlstate, detail, cause: e }), exit);
-      }
-    }
-
-    let workerRole = false;
-    if (o.workerPassword) {
-      await installWorkerRole(pool, o.workerPassword, o.ddl);
-      workerRole = true;
-    }
-    const exit = await guardedFingerprint(pool);
-    await finishRun(pool, runId, { status: 'applied', exit });
-    return {
-      runId,
-      status: 'applied',
-      through,
-      steps: done.map(summary),
-      entryHash: fingerprintHash(entry),
-      exitHash: fingerprintHash(exit),
-      governedHash: governedHash(exit),
-      backup: { dir: backup.dir, files: backup.files, pgDump: backup.pgDump },
-      drift,
-      workerRole,
-    };
   } finally {
     await lock.release();
   }
+}
+
+type RunContext = {
+  runId: string;
+  entry: Fingerprint;
+  recorded: Awaited<ReturnType<typeof lastRecordedState>>;
+  end: (status: 'refused' | 'failed' | 'stopped' | 'rolled_back', err: PacketError, exit?: Fingerprint) => Promise<PacketError>;
+  emit: OnEvent;
+  options: ApplyOptions;
+};
+
+/** The body of an apply run, once the lock is held and the run row exists. */
+async function applyRun(pool: pg.Pool, o: z.output<typeof ApplyOptionsSchema>, steps: PacketStep[], through: number, ctx: RunContext): Promise<ApplyResult> {
+  const { runId, entry, recorded, end, emit, options } = ctx;
+  // KB-7D57 "Backup commands (run first)".
+  let backup: BackupResult;
+  try {
+    const db = await pool.query<{ d: string }>('SELECT current_database() AS d');
+    const dir = path.join(o.reportDir ?? defaultReportRoot, `${db.rows[0]!.d}-apply-run-${runId}`);
+    backup = await takeBackup(pool, { dir, databaseUrl: o.databaseUrl });
+  } catch (err) {
+    throw await end('refused', new PacketError(PacketFailure.BadRequest, `backup failed, nothing applied: ${messageOf(err)}`, { runId, cause: err }));
+  }
+  await setRunBackup(pool, runId, backup.dir);
+  emit({ type: 'backup', dir: backup.dir, files: backup.files, pgDump: backup.pgDump });
+
+  const drift = await checkEntry(pool, steps, { current: entry, recorded, expectGovernedHash: o.expectGovernedHash });
+  emit({ type: 'drift', ok: drift.ok, appliedThrough: drift.appliedThrough, checks: drift.checks });
+  if (!drift.ok) {
+    const failed = drift.checks.filter((c) => !c.ok);
+    throw await end('refused', new PacketError(PacketFailure.EntryDrift,
+      `entry drift, nothing applied: ${failed.map((c) => `${c.check} — ${c.detail}`).join('; ')}`, { runId, detail: drift }), entry);
+  }
+
+  const door = oneWayDoor(steps) ?? Number.POSITIVE_INFINITY;
+  const base: StepRunOptions = { runId, lockHeld: true, owner: o.owner, approvalId: o.approvalId, ddl: o.ddl, onEvent: options.onEvent, random: options.random, steps };
+  const done: StepOutcome[] = [];
+  const appliedHere: PacketStep[] = [];
+  let current = entry;
+  for (const s of steps.filter((x) => x.step <= through)) {
+    try {
+      const out = await applyStep(pool, s, { ...base, entry: current, rerunSelfUndoing: drift.appliedThrough <= s.step });
+      done.push(out);
+      current = out.exit;
+      if (out.action === 'up' && !s.meta.selfUndoing) appliedHere.push(s);
+    } catch (err) {
+      const e = err instanceof PacketError ? err : new PacketError(PacketFailure.StepFailed, messageOf(err), { runId, step: s.step, cause: err });
+      if (e.code === PacketFailure.Precondition) {
+        // KB-7D57: "Stop and get explicit owner sign-off between step 6 and step 7" — the refusal is
+        // the designed stop, not a failure: what came before stays applied.
+        const msg = `${e.message}; steps before ${s.step} stay applied (${done.map((d) => `${d.step}:${d.action}`).join(' ') || 'none'})`;
+        throw await end('refused', new PacketError(PacketFailure.Precondition, msg, { runId, step: s.step, sqlstate: 'BG428', cause: e }), current);
+      }
+      const pastDoor = s.step >= door || (await Promise.all(steps.filter((x) => x.meta.oneWay).map((x) => verifyStepSql(pool, x)))).some((v) => v.ok);
+      if (pastDoor) {
+        const reason = `step ${s.step} failed at or past the one-way door (step ${door}): no automatic rollback (KB-3A66 §5); stopped for an operator`;
+        emit({ type: 'stopped', reason });
+        throw await end('stopped', new PacketError(PacketFailure.StoppedPastOneWay, `${reason}: ${e.message}`, { runId, step: s.step, sqlstate: e.sqlstate, cause: e }));
+      }
+      // A failed CONCURRENTLY step may have left an index behind: its down (IF EXISTS) goes too.
+      const toUndo = s.meta.concurrently ? [...appliedHere, s] : appliedHere;
+      emit({ type: 'rollback', reason: e.message, steps: [...toUndo].reverse().map((x) => x.step) });
+      let rolled: StepOutcome[];
+      try {
+        rolled = await autoRollback(pool, toUndo, base);
+      } catch (rbErr) {
+        throw await end('failed', new PacketError(PacketFailure.RollbackMismatch,
+          `step ${s.step} failed (${e.message}) and the automatic rollback failed too: ${messageOf(rbErr)} — the catalog is between states; run \`birthgate rollback\``,
+          { runId, step: s.step, cause: rbErr }));
+      }
+      const exit = rolled.at(-1)?.exit ?? (await guardedFingerprint(pool));
+      const proof = prove(entry, exit);
+      emit({ type: 'proof', ...proof });
+      const detail = { failedStep: s.step, rolledBack: rolled.map(summary), proof };
+      if (!proof.equal) {
+        throw await end('failed', new PacketError(PacketFailure.RollbackMismatch,
+          `step ${s.step} failed and was rolled back, but the catalog differs from the entry fingerprint at ${proof.diff.map((d) => d.path).join(', ')}`,
+          { runId, step: s.step, detail, cause: e }), exit);
+      }
+      throw await end('rolled_back', new PacketError(e.code, `${e.message}; rolled back ${rolled.map((r) => r.step).join(', ') || 'nothing'} — catalog back at the entry fingerprint ${proof.entryHash.slice(0, 12)}…`,
+        { runId, step: s.step, sqlstate: e.sqlstate, detail, cause: e }), exit);
+    }
+  }
+
+  let workerRole = false;
+  if (o.workerPassword) {
+    await installWorkerRole(pool, o.workerPassword, o.ddl);
+    workerRole = true;
+  }
+  const exit = await guardedFingerprint(pool);
+  await finishRun(pool, runId, { status: 'applied', exit });
+  return {
+    runId,
+    status: 'applied',
+    through,
+    steps: done.map(summary),
+    entryHash: fingerprintHash(entry),
+    exitHash: fingerprintHash(exit),
+    governedHash: governedHash(exit),
+    backup: { dir: backup.dir, files: backup.files, pgDump: backup.pgDump },
+    drift,
+    workerRole,
+  };
 }
 
 /**

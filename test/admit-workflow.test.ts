@@ -8,6 +8,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { AdmissionActivities } from '../activities/index.ts';
 import type { Blocker, PermitView } from '../contracts/admission.ts';
 import { admitByCode, breakGlass, cancel, listStuck, retry, rollback, status } from '../client/admissions.ts';
+import { PermitId } from '../contracts/search-attributes.ts';
 import { eventually, type RunningWorker, startMockWorker, temporalClient, uniqueTaskQueue } from './support/temporal.ts';
 
 type Ledger = { permits: Map<string, PermitView>; calls: string[] };
@@ -17,18 +18,31 @@ function mockActivities(ledger: Ledger, behaviour: { blockers?: (code: string, n
   let nextId = 1;
   const preflights = new Map<string, number>();
   let retireFailures = behaviour.retireFailures ?? 0;
-  const acts: Pick<AdmissionActivities, 'preflight' | 'issuePermit' | 'insertGovernedRow' | 'confirmFinalized' | 'withdrawPermit' | 'retireBirth' | 'readAdmission'> = {
+  const byKey = new Map<string, string>(); // idempotency key → permit id, as uq_permit_idem
+  const openPermit = (i: { idempotencyKey: string; code: string; collection: string }, state: 'REQUESTED' | 'RESERVED'): PermitView => {
+    const known = byKey.get(i.idempotencyKey);
+    if (known) return ledger.permits.get(known)!;
+    const p: PermitView = { permitId: String(nextId++), state, entityCode: i.code, collection: i.collection, expiresAt: new Date(Date.now() + 9e5).toISOString(), breakGlass: false, breakGlassId: null, rowId: null, birthId: null };
+    ledger.permits.set(p.permitId, p);
+    byKey.set(i.idempotencyKey, p.permitId);
+    return p;
+  };
+  const acts: Pick<AdmissionActivities, 'preflight' | 'requestPermit' | 'issuePermit' | 'insertGovernedRow' | 'confirmFinalized' | 'withdrawPermit' | 'retireBirth' | 'readAdmission'> = {
     async preflight({ code }) {
       const n = (preflights.get(code) ?? 0) + 1;
       preflights.set(code, n);
       ledger.calls.push(`preflight:${code}`);
       return { blockers: behaviour.blockers?.(code, n) ?? [], familyFlag: true, collectionManaged: true, codePattern: null, killSwitch: false };
     },
+    async requestPermit(i) {
+      ledger.calls.push(`request:${i.code}`);
+      return { ...openPermit(i, 'REQUESTED') };
+    },
     async issuePermit(i) {
       ledger.calls.push(`issue:${i.code}`);
-      const p: PermitView = { permitId: String(nextId++), state: 'RESERVED', entityCode: i.code, collection: i.collection, expiresAt: new Date(Date.now() + 9e5).toISOString(), breakGlass: false, breakGlassId: null, rowId: null, birthId: null };
-      ledger.permits.set(p.permitId, p);
-      return p;
+      const p = openPermit(i, 'RESERVED');
+      if (p.state === 'REQUESTED') p.state = 'RESERVED'; // fn_permit_issue reserves a requested permit
+      return { ...p };
     },
     async insertGovernedRow(i) {
       ledger.calls.push(`insert:${i.code}${i.breakGlass ? `:bg=${i.breakGlass.approvalId}` : ''}`);
@@ -49,7 +63,7 @@ function mockActivities(ledger: Ledger, behaviour: { blockers?: (code: string, n
     async withdrawPermit({ permitId, to }) {
       ledger.calls.push(`withdraw:${permitId}:${to}`);
       const p = ledger.permits.get(permitId)!;
-      if (p.state === 'RESERVED') p.state = to;
+      if (p.state === 'REQUESTED' || p.state === 'RESERVED') p.state = to;
       return { action: 'done', detail: p.state };
     },
     async retireBirth({ permitId }) {
@@ -105,18 +119,25 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       // --older-than counts from when it parked, not from when it started.
       assert.equal((await listStuck(t.client, { olderThanMs: 3_600_000 })).find((x) => x.code === c), undefined);
       assert.ok((await listStuck(t.client, { olderThanMs: 1 })).some((x) => x.code === c));
-      // The re-read after parking happened (2 preflights), and no permit was issued.
+      // The re-read after parking happened (2 preflights); the stuck birth holds a REQUESTED permit, none reserved.
       await eventually(async () => (ledger.calls.filter((x) => x === `preflight:${c}`).length === 2 ? true : undefined), 're-read');
-      assert.ok(!ledger.calls.includes(`issue:${c}`));
+      assert.deepEqual(ledger.calls, [`preflight:${c}`, `request:${c}`, `preflight:${c}`]);
+      const parked = (await status(t.client, { code: c })).state;
+      assert.deepEqual([parked?.permit?.permitId, parked?.permit?.state], ['1', 'REQUESTED']);
+      const handle = t.client.workflow.getHandle(parked!.workflowId);
+      assert.equal((await handle.describe()).typedSearchAttributes.get(PermitId), '1');
+      const meta = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      assert.match(meta.currentDetails ?? '', /Permit 1 \(REQUESTED\)/);
       await breakGlass(t.client, { code: c }, { ...op, approvalId: 'APPR-9' });
       const { result } = await admitByCode(t.client, { code: c }, { taskQueue, wait: true });
       assert.equal(result?.breakGlass, true);
       assert.equal(result?.breakGlassId, '7');
-      assert.ok(ledger.calls.includes(`insert:${c}:bg=APPR-9`));
+      assert.equal(result?.permitId, '1', 'the requested permit is the one reserved and used');
+      assert.deepEqual(ledger.calls, [`preflight:${c}`, `request:${c}`, `preflight:${c}`, `issue:${c}`, `insert:${c}:bg=APPR-9`]);
     });
   });
 
-  test('break-glass cannot override a kill switch; retry re-runs preflight; cancel ends it with nothing issued', async () => {
+  test('break-glass cannot override a kill switch; retry re-runs preflight; cancel withdraws the requested permit, nothing issued', async () => {
     await withWorker({ blockers: () => [{ kind: 'kill_switch', detail: 'admissions halted' }] }, async (taskQueue, ledger) => {
       const c = code('KILL');
       await admitByCode(t.client, { code: c }, { taskQueue });
@@ -131,15 +152,20 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       const err = await t.client.workflow.getHandle(s.workflowId).result().catch((e) => e);
       assert.ok(err instanceof WorkflowFailedError);
       assert.equal((err.cause as ApplicationFailure).type, 'ADMISSION_CANCELLED');
-      assert.ok(!ledger.calls.some((x) => x.startsWith('issue:')));
+      assert.ok(!ledger.calls.some((x) => x.startsWith('issue:') || x.startsWith('insert:')));
+      assert.equal(ledger.calls.filter((x) => x.startsWith('request:')).length, 1, 'requested once, not on every retry');
+      assert.deepEqual(ledger.calls.filter((x) => x.startsWith('withdraw:')), ['withdraw:1:CANCELLED']);
+      assert.equal(ledger.permits.get('1')?.state, 'CANCELLED');
     });
   });
 
   test('a stop-condition cleared by the re-read after parking lets the admission go on by itself', async () => {
-    await withWorker({ blockers: (_c, n) => (n === 1 ? [codeRule] : []) }, async (taskQueue) => {
+    await withWorker({ blockers: (_c, n) => (n === 1 ? [codeRule] : []) }, async (taskQueue, ledger) => {
       const c = code('CLEARS');
       const { result } = await admitByCode(t.client, { code: c }, { taskQueue, wait: true });
       assert.equal(result?.stage, 'FINALIZED');
+      assert.equal(result?.permitId, '1');
+      assert.deepEqual(ledger.calls, [`preflight:${c}`, `request:${c}`, `preflight:${c}`, `issue:${c}`, `insert:${c}`]);
       const s = await status(t.client, { code: c });
       assert.equal(s.state?.decisions.at(-1)?.note, 'stop-condition cleared on re-read');
     });
@@ -183,8 +209,8 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
     });
   });
 
-  test('Temporal cancellation of a stuck birth closes it as cancelled', async () => {
-    await withWorker({ blockers: () => [codeRule] }, async (taskQueue) => {
+  test('Temporal cancellation of a stuck birth closes it as cancelled and withdraws its requested permit', async () => {
+    await withWorker({ blockers: () => [codeRule] }, async (taskQueue, ledger) => {
       const c = code('TCANCEL');
       const { workflowId } = await admitByCode(t.client, { code: c }, { taskQueue });
       await eventually(async () => ((await status(t.client, { code: c })).state?.stage === 'BLOCKED' ? true : undefined), 'BLOCKED');
@@ -193,6 +219,7 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       assert.ok(err instanceof WorkflowFailedError);
       assert.ok(err.cause instanceof CancelledFailure);
       assert.equal((await status(t.client, { code: c })).state?.stage, 'CANCELLED');
+      assert.deepEqual(ledger.calls.filter((x) => /^(request|issue|withdraw)/.test(x)), [`request:${c}`, 'withdraw:1:CANCELLED']);
     });
   });
 });

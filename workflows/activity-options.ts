@@ -6,6 +6,7 @@
 // | activity            | startToClose | scheduleToClose   | backoff            | never retried                 | why the budget                                  |
 // |---------------------|--------------|-------------------|--------------------|-------------------------------|-------------------------------------------------|
 // | preflight           | 10 s         | 10 min            | 0.5 s ×2 → 30 s    | INVALID_INPUT (BG400)         | read-only; waiting out an outage is harmless    |
+// | requestPermit       | 10 s         | 5 min             | 0.5 s ×2 → 30 s    | BG400, PERMIT_CONFLICT (BG409)| idempotent on the key; conflict needs a human   |
 // | issuePermit         | 10 s         | 5 min             | 0.5 s ×2 → 30 s    | BG400, PERMIT_CONFLICT (BG409)| idempotent on the key; conflict needs a human   |
 // | insertGovernedRow   | 10 s         | 80 % of permit TTL| 0.5 s ×2 → 30 s    | GATE_REFUSED (BG403), BG400…  | must land before the permit expires             |
 // | confirmFinalized    | 10 s         | 5 min             | 0.5 s ×2 → 30 s    | FINALIZE_NOT_CONFIRMED        | a committed insert that did not finalize is a bug|
@@ -44,7 +45,7 @@ export function admissionActivities(permitTtlSeconds: number, mode: ActivityMode
   };
   return {
     ...proxy(preflightOptions, 'preflight'),
-    ...proxy(permitOptions, 'issuePermit'),
+    ...proxy(permitOptions, 'requestPermit', 'issuePermit'),
     ...proxy(insertOptions(permitTtlSeconds), 'insertGovernedRow'),
     ...proxy(finalizeOptions, 'confirmFinalized', 'readAdmission'),
     ...proxy(compensationOptions, 'withdrawPermit', 'retireBirth'),

@@ -79,7 +79,8 @@ export class AdmissionRecord {
     this.state.blockers = blockers;
   }
 
-  permitIssued(permit: PermitView): void {
+  /** The admission's permit as the ledger last answered: REQUESTED while stuck, then RESERVED … */
+  permitHeld(permit: PermitView): void {
     this.state.permit = permit;
   }
 

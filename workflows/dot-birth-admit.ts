@@ -13,6 +13,11 @@
 // workflow id qualified by the first run id, so each fresh admission of a code gets its own permit
 // while every retry within one admission gets the same one.
 //
+// A stuck birth holds its place in the permit ledger: before it parks it requests its permit
+// (REQUESTED, fn_permit_request), so an operator sees a permit id while it waits and a cancel leaves
+// that permit CANCELLED. When the stop-conditions clear or the glass is broken, issuePermit with the
+// same key reserves that same permit. A clean admission never sees REQUESTED: one fn_permit_issue.
+//
 // Rollback after FINALIZED: the workflow completes as soon as the birth is finalized (callers that
 // wait get their answer at once and no workflow lingers per birth). A later rollback is the separate
 // small workflow dotBirthRollback, which the client starts with the finalized permit id; a rollback
@@ -26,6 +31,7 @@ import {
   breakGlassOverridable,
   describeIssues,
   FailureType,
+  type PermitView,
   type Stage,
 } from '../contracts/admission.ts';
 import { AdmissionRecord, describeBlocker } from './admission-record.ts';
@@ -49,27 +55,38 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
   const inbox = new OperatorInbox(record);
   const undo = new Compensations(record, inbox);
   const acts = admissionActivities(input.permitTtlSeconds, mode);
-  const { issuePermit, insertGovernedRow, confirmFinalized, withdrawPermit, retireBirth } = acts;
+  const { requestPermit, issuePermit, insertGovernedRow, confirmFinalized, withdrawPermit, retireBirth } = acts;
+  // requestPermit and issuePermit: the same key and parameters, so both answer with the same permit.
+  const permitParams = {
+    idempotencyKey: `${workflowId}#${firstExecutionRunId}`,
+    collection: input.collection,
+    code: input.code,
+    ttlSeconds: input.permitTtlSeconds,
+    actor: input.requestedBy,
+    workflowId,
+    runId,
+  };
+  // Record the permit and register its withdrawal once per permit id, inside the step that got it:
+  // a cancel that arrived meanwhile is honoured only after the compensation is in place.
+  const withdrawRegistered = new Set<string>();
+  const holdPermit = (permit: PermitView): PermitView => {
+    record.permitHeld(permit);
+    if (!withdrawRegistered.has(permit.permitId)) {
+      withdrawRegistered.add(permit.permitId);
+      undo.add('withdraw permit', (ctx) => withdrawPermit({ permitId: permit.permitId, to: ctx.permitTo, actor: ctx.actor, reason: ctx.reason }));
+    }
+    return permit;
+  };
   record.enter('PREFLIGHT', 'the stop-condition checks');
 
   try {
-    // 1. preflight — a stop-condition parks the admission until an operator decides.
-    const breakGlass = await clearStopConditions(record, inbox, input, acts);
+    // 1. preflight — a stop-condition parks the admission until an operator decides; the stuck
+    //    birth holds its place with a REQUESTED permit meanwhile.
+    const requestPlace = () => step(inbox, async () => holdPermit(await requestPermit(permitParams)));
+    const breakGlass = await clearStopConditions(record, inbox, input, acts, requestPlace);
 
-    // 2. permit — RESERVED for exactly (code, collection), with a TTL.
-    const permit = await step(inbox, () =>
-      issuePermit({
-        idempotencyKey: `${workflowId}#${firstExecutionRunId}`,
-        collection: input.collection,
-        code: input.code,
-        ttlSeconds: input.permitTtlSeconds,
-        actor: input.requestedBy,
-        workflowId,
-        runId,
-      }),
-    );
-    record.permitIssued(permit);
-    undo.add('withdraw permit', (ctx) => withdrawPermit({ permitId: permit.permitId, to: ctx.permitTo, actor: ctx.actor, reason: ctx.reason }));
+    // 2. permit — RESERVED for exactly (code, collection), with a TTL (a REQUESTED one is reserved now).
+    const permit = await step(inbox, async () => holdPermit(await issuePermit(permitParams)));
     if (permit.state !== 'RESERVED') {
       throw ApplicationFailure.create({ type: FailureType.PERMIT_UNUSABLE, message: `permit ${permit.permitId} came back ${permit.state}`, nonRetryable: true });
     }
@@ -103,18 +120,25 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
 
 // ───────────────────────────── stop-conditions ─────────────────────────────
 
-/** Loop preflight until clear (→ null) or an operator breaks the glass (→ the approval). */
+/**
+ * Loop preflight until clear (→ null) or an operator breaks the glass (→ the approval). Before it
+ * first parks, the stuck birth requests its permit (`requestPlace`), unless the collection is not
+ * managed: the ledger refuses a permit for a table the gate cannot guard (BG400), so such a birth
+ * parks without one until an operator retries.
+ */
 async function clearStopConditions(
   record: AdmissionRecord,
   inbox: OperatorInbox,
   input: AdmissionRequest,
   { preflight }: AdmissionSteps,
+  requestPlace: () => Promise<unknown>,
 ): Promise<BreakGlassSignal | null> {
   const checkNow = () => preflight({ collection: input.collection, code: input.code });
   for (;;) {
     const report = await step(inbox, checkNow);
     if (report.blockers.length === 0) return null;
     record.blocked(report.blockers);
+    if (record.state.permit === null && report.collectionManaged) await requestPlace();
     record.enter('BLOCKED', 'an operator: retry, cancel or break-glass', report.blockers.map(describeBlocker).join('; '));
     const decision = await awaitOperator(record, inbox, checkNow);
     if (decision === 'cleared') return null;

@@ -46,6 +46,7 @@ BEGIN
 
   -- The admission API (CONTRACT.md "Functions"): EXECUTE only; each is SECURITY DEFINER.
   FOREACH v_fn IN ARRAY ARRAY[
+    'fn_permit_request(text,text,text,integer,text,text,text)',
     'fn_permit_issue(text,text,text,integer,text,text,text)',
     'fn_permit_transition(bigint,text,text,text)',
     'fn_permit_expire_due(text)',

@@ -2,6 +2,7 @@
 DROP FUNCTION IF EXISTS fn_admission_state(bigint);
 DROP FUNCTION IF EXISTS fn_permit_expire_due(text);
 DROP FUNCTION IF EXISTS fn_permit_issue(text, text, text, integer, text, text, text);
+DROP FUNCTION IF EXISTS fn_permit_request(text, text, text, integer, text, text, text);
 DROP FUNCTION IF EXISTS fn_permit_transition(bigint, text, text, text);
 DROP FUNCTION IF EXISTS fn_permit_move(bigint, text, text, text);
 DROP FUNCTION IF EXISTS fn_admission_require_collection(text);

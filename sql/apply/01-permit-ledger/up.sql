@@ -193,11 +193,16 @@ BEGIN
 END;
 $$;
 
--- CONTRACT.md: REQUESTED then RESERVED, both logged; idempotent on the key; BG409 on a reused key
--- with other params or on another live permit for the same (code, collection).
-CREATE FUNCTION fn_permit_issue(p_idempotency_key text, p_entity_code text, p_collection_name text,
-                                p_ttl_seconds integer, p_actor text,
-                                p_workflow_id text DEFAULT NULL, p_run_id text DEFAULT NULL)
+-- CONTRACT.md: a permit in REQUESTED, the first state of the 7-state model (transition logged from
+-- NULL). A stuck birth holds its place in the ledger with it while it waits for an operator: the
+-- permit exists (its id is visible, it holds uq_permit_active for the code) but admits nothing, since
+-- the gate wants RESERVED. Idempotent on the key: the same key with the same (code, collection)
+-- returns the existing permit in whatever state it is; other params raise BG409, as does another live
+-- permit for the same (code, collection). expires_at is set to now() + ttl as a placeholder: the
+-- expiry sweep never expires a REQUESTED permit, and fn_permit_issue resets it at reservation.
+CREATE FUNCTION fn_permit_request(p_idempotency_key text, p_entity_code text, p_collection_name text,
+                                  p_ttl_seconds integer, p_actor text,
+                                  p_workflow_id text DEFAULT NULL, p_run_id text DEFAULT NULL)
 RETURNS birth_admission_permit
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = public, pg_temp
@@ -246,12 +251,47 @@ BEGIN
   END IF;
 
   INSERT INTO birth_admission_permit_transition (permit_id, from_state, to_state, actor, reason)
-  VALUES (v.permit_id, NULL, 'REQUESTED', p_actor, 'issued');
+  VALUES (v.permit_id, NULL, 'REQUESTED', p_actor, 'requested');
+  RETURN v;
+END;
+$$;
+
+-- CONTRACT.md: fn_permit_request, then REQUESTED → RESERVED (both transitions logged). Idempotent on
+-- the key: a permit the key already holds in REQUESTED (a stuck birth whose stop-conditions cleared,
+-- or an operator broke the glass) is reserved now, its TTL counted from the reservation; in any other
+-- state it is returned unchanged. BG409 on a reused key with other params or on another live permit
+-- for the same (code, collection); the same validation and SQLSTATEs as fn_permit_request.
+CREATE FUNCTION fn_permit_issue(p_idempotency_key text, p_entity_code text, p_collection_name text,
+                                p_ttl_seconds integer, p_actor text,
+                                p_workflow_id text DEFAULT NULL, p_run_id text DEFAULT NULL)
+RETURNS birth_admission_permit
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+  v birth_admission_permit;
+BEGIN
+  SELECT * INTO v FROM fn_permit_request(p_idempotency_key, p_entity_code, p_collection_name, p_ttl_seconds,
+                                         p_actor, p_workflow_id, p_run_id);
+  IF v.state <> 'REQUESTED' THEN
+    RETURN v;
+  END IF;
+  -- Re-read under the row lock: a concurrent issue (or a cancel) of the same permit may have moved it.
+  SELECT * INTO v FROM birth_admission_permit WHERE permit_id = v.permit_id FOR UPDATE;
+  IF v.state <> 'REQUESTED' THEN
+    RETURN v;
+  END IF;
+  UPDATE birth_admission_permit
+     SET expires_at = clock_timestamp() + make_interval(secs => p_ttl_seconds)
+   WHERE permit_id = v.permit_id;
   RETURN fn_permit_move(v.permit_id, 'RESERVED', p_actor, format('reserved for %s seconds', p_ttl_seconds));
 END;
 $$;
 
 -- DESIGN §5 permit-expiry sweep (Temporal Schedule, no pg_cron): RESERVED past its TTL → EXPIRED.
+-- RESERVED only: a REQUESTED permit belongs to a parked stuck birth and waits for its operator
+-- (retry, break-glass → RESERVED; cancel → CANCELLED), however long that takes; its expires_at is a
+-- placeholder until fn_permit_issue reserves it.
 CREATE FUNCTION fn_permit_expire_due(p_actor text DEFAULT 'permit-expiry-sweep')
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
@@ -312,6 +352,7 @@ $$;
 -- SECURITY DEFINER functions are not for PUBLIC; sql/roles/birthgate_worker.sql grants them.
 REVOKE ALL ON FUNCTION fn_permit_move(bigint, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_transition(bigint, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fn_permit_request(text, text, text, integer, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_issue(text, text, text, integer, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_expire_due(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_admission_state(bigint) FROM PUBLIC;

@@ -11,9 +11,10 @@ WITH c AS (
     EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'birth_admission_permit_state_check'
               AND pg_get_constraintdef(oid) LIKE '%CANCELLED%') AS has_check,
     to_regprocedure('public.fn_permit_transition(bigint,text,text,text)') IS NOT NULL AS has_fn,
-    to_regprocedure('public.fn_permit_issue(text,text,text,integer,text,text,text)') IS NOT NULL AS has_issue
+    to_regprocedure('public.fn_permit_issue(text,text,text,integer,text,text,text)') IS NOT NULL AS has_issue,
+    to_regprocedure('public.fn_permit_request(text,text,text,integer,text,text,text)') IS NOT NULL AS has_request
 )
-SELECT (has_table AND has_log AND has_idem AND has_active AND has_check AND has_fn AND has_issue) AS ok,
-       format('table=%s log=%s uq_permit_idem=%s uq_permit_active=%s state_check=%s fn_permit_transition=%s fn_permit_issue=%s',
-              has_table, has_log, has_idem, has_active, has_check, has_fn, has_issue) AS detail
+SELECT (has_table AND has_log AND has_idem AND has_active AND has_check AND has_fn AND has_issue AND has_request) AS ok,
+       format('table=%s log=%s uq_permit_idem=%s uq_permit_active=%s state_check=%s fn_permit_transition=%s fn_permit_issue=%s fn_permit_request=%s',
+              has_table, has_log, has_idem, has_active, has_check, has_fn, has_issue, has_request) AS detail
 FROM c;

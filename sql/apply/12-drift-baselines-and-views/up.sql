@@ -28,7 +28,7 @@ AS $$
      WHERE n.nspname = 'public'
        AND p.proname IN ('fn_birth_registry_auto', 'fn_birth_registry_auto_id', 'fn_birth_gate', 'fn_pre_birth_check',
                          'fn_dot_tools_permit_gate', 'fn_dt_finalize', 'fn_admission_precheck', 'fn_family_flag',
-                         'fn_permit_move', 'fn_permit_transition', 'fn_permit_issue', 'fn_permit_expire_due',
+                         'fn_permit_move', 'fn_permit_transition', 'fn_permit_request', 'fn_permit_issue', 'fn_permit_expire_due',
                          'fn_admission_insert_dot_tools', 'fn_family_code_rule', 'fn_break_glass_open', 'fn_birth_retire')
   ), governed_tables AS (
     SELECT DISTINCT t.tgrelid FROM pg_trigger t
@@ -84,13 +84,17 @@ SELECT p.permit_id, p.entity_code, p.collection_name, p.state, p.expires_at,
   FROM birth_admission_permit p
  WHERE p.state IN ('REQUESTED', 'RESERVED', 'CONSUMED');
 
--- Stuck: still live past its TTL (the sweep has not run, or a CONSUMED permit never finalized).
+-- Stuck: every REQUESTED permit, whatever its placeholder expires_at — only fn_permit_request leaves
+-- one behind (fn_permit_issue reserves in the same transaction), and the admission workflow calls it
+-- for a stuck birth parked for an operator — and RESERVED/CONSUMED still live past their TTL (the
+-- sweep has not run, or a CONSUMED permit never finalized). overdue_by is NULL while not overdue.
 CREATE VIEW v_permit_stuck AS
 SELECT p.permit_id, p.entity_code, p.collection_name, p.state, p.expires_at,
-       clock_timestamp() - p.expires_at AS overdue_by,
+       CASE WHEN p.expires_at < clock_timestamp() THEN clock_timestamp() - p.expires_at END AS overdue_by,
        p.workflow_id, p.run_id, p.row_id, p.updated_at
   FROM birth_admission_permit p
- WHERE p.state IN ('REQUESTED', 'RESERVED', 'CONSUMED') AND p.expires_at < clock_timestamp();
+ WHERE p.state = 'REQUESTED'
+    OR (p.state IN ('RESERVED', 'CONSUMED') AND p.expires_at < clock_timestamp());
 
 CREATE VIEW v_permit_summary AS
 SELECT p.collection_name, p.state, count(*) AS permits,
