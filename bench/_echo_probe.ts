@@ -4,6 +4,8 @@
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import os from 'node:os';
+import fs from 'node:fs';
+const procCpu = (pid: number) => { const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' '); return (Number(f[11]) + Number(f[12])) * 10; };
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { freePort, waitFor } from '../stack/ports.ts';
@@ -21,17 +23,17 @@ const run = worker.run();
 const client = new Client({ connection: await Connection.connect({ address: `127.0.0.1:${port}` }) });
 const ms = (t: any) => Number(t.seconds) * 1000 + (t.nanos ?? 0) / 1e6;
 const label = `${process.env.TAG ?? ''} ${extra.join(' ')} ${process.env.WOPTS ?? ''} SLOTS=${process.env.SLOTS ?? 20}`.trim();
-console.log(`# ${label} load=${os.loadavg().map((x) => x.toFixed(2)).join(',')}`);
+console.error(`pid ${child.pid}`); console.log(`# ${label} load=${os.loadavg().map((x) => x.toFixed(2)).join(',')}`);
 await client.workflow.execute('echoAdmission', { args: [4], taskQueue: 'echo', workflowId: `warm-${Date.now()}` });
 for (const conc of (process.env.LEVELS ?? '1,10,50').split(',').map(Number)) {
   const n = conc === 1 ? Number(process.env.N1 ?? 30) : Number(process.env.N ?? 200);
   let next = 0; const lat: number[] = []; const ids: string[] = [];
-  const t0 = performance.now();
+  const t0 = performance.now(); const sc0 = procCpu(child.pid!); const nc0 = process.cpuUsage();
   await Promise.all(Array.from({ length: conc }, async () => {
     while (next < n) { const i = next++; const s = performance.now(); const id = `e-${conc}-${i}-${Date.now()}`; ids.push(id); await client.workflow.execute('echoAdmission', { args: [4], taskQueue: 'echo', workflowId: id }); lat.push(performance.now() - s); }
   }));
   const secs = (performance.now() - t0) / 1000; const sorted = [...lat].sort((a, b) => a - b);
-  console.log(`conc=${conc} ${(n / secs).toFixed(1)}/s p50=${sorted[Math.floor(sorted.length * 0.5)]!.toFixed(0)} p99=${sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!.toFixed(0)} load=${os.loadavg()[0]!.toFixed(2)}`);
+  console.log(`conc=${conc} ${(n / secs).toFixed(1)}/s p50=${sorted[Math.floor(sorted.length * 0.5)]!.toFixed(0)} p99=${sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.99) - 1)]!.toFixed(0)} load=${os.loadavg()[0]!.toFixed(2)} cpu/wf server=${((procCpu(child.pid!) - sc0) / n).toFixed(1)}ms node=${((process.cpuUsage(nc0).user + process.cpuUsage(nc0).system) / 1000 / n).toFixed(1)}ms`);
   if (process.env.SEQ && conc === 1) console.log('  seq', lat.map((x) => x.toFixed(0)).join(' '));
   if (process.env.BREAKDOWN) {
     // Per-gap sums from history: scheduled→started (queue wait) and started→completed (worker) for WFT and activity.

@@ -52,7 +52,8 @@ export async function benchAdmission(ctx: BenchContext): Promise<BenchReport[]> 
   const connection = await Connection.connect({ address: ctx.temporalAddress });
   const client = new Client({ connection, namespace: ctx.namespace });
   const queues = { birthgate: `bench-admit-${run}`, echo: `bench-echo-${run}` };
-  // The same worker settings for both: one worker, the same activity slots, a prebuilt bundle.
+  // The same worker settings for both: one worker, the same activity slots, SDK-default pollers (see
+  // createAdmissionWorker), a prebuilt bundle. The dev server's dynamic config is in stack/temporal.ts.
   const birthgateWorker = await createAdmissionWorker({
     connection: nativeConnection,
     namespace: ctx.namespace,

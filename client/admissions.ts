@@ -27,7 +27,7 @@ import {
   type RollbackResult,
   rollbackWorkflowId,
 } from '../contracts/admission.ts';
-import { BirthCollection, BirthStage, BreakGlass, EntityCode as EntityCodeKey } from '../contracts/search-attributes.ts';
+import { BirthCollection, BirthStage, BreakGlass, EntityCode as EntityCodeKey, PermitId } from '../contracts/search-attributes.ts';
 import type { dotBirthAdmit, dotBirthRollback } from '../workflows/index.ts';
 import { attachSignal, breakGlassSignal, cancelSignal, retrySignal, rollbackSignal, stateQuery } from '../workflows/messages.ts';
 
@@ -175,6 +175,8 @@ export type StuckBirth = {
   collection: string;
   code: string;
   stage: string;
+  /** The permit a stuck birth holds its place with (REQUESTED while BLOCKED); null when it holds none. */
+  permitId: string | null;
   since: string | null;
   waitingFor: string | null;
   blockers: string[];
@@ -204,6 +206,7 @@ export async function listStuck(client: Client, opts: { olderThanMs?: number; no
       collection: String(w.typedSearchAttributes.get(BirthCollection) ?? ''),
       code: String(w.typedSearchAttributes.get(EntityCodeKey) ?? ''),
       stage: String(w.typedSearchAttributes.get(BirthStage) ?? ''),
+      permitId: w.typedSearchAttributes.get(PermitId) ?? null,
       since,
       waitingFor: memo.waitingFor ?? null,
       blockers: memo.blockers ?? [],

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { BirthCollection, BirthStage, BreakGlass, EntityCode, PermitId } from '../contracts/search-attributes.ts';
-import { ensureSearchAttributes } from './temporal.ts';
+import { devServerDynamicConfigArgs, ensureSearchAttributes } from './temporal.ts';
 
 export type SdkDevServer = { address: string; uiUrl: string; stop(): Promise<void> };
 
@@ -22,6 +22,7 @@ export async function startSdkDownloadedDevServer(o: { port: number; uiPort: num
       namespace: o.namespace,
       dbFilename: o.dbFile,
       searchAttributes: [BirthStage, EntityCode, BirthCollection, PermitId, BreakGlass],
+      extraArgs: devServerDynamicConfigArgs(), // same dynamic config as startTemporalDevServer
     },
   });
   const address = `127.0.0.1:${o.port}`;

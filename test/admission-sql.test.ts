@@ -44,6 +44,73 @@ describe('admission SQL API beyond the test plan', () => {
     await rejectsWith(worker.query(`SELECT fn_permit_transition($1, 'RESERVED', 'wf', 'revive')`, [first.permit_id]), 'BG422', /CANCELLED → RESERVED/);
   });
 
+  test('a requested permit holds the code for a stuck birth; fn_permit_issue with its key reserves it', async () => {
+    type Row = { permit_id: string; state: string; expires_at: Date };
+    const code = newDotCode('request');
+    const key = `wf:${code}#run-1`;
+    const request = (k = key, c = code) =>
+      worker.query<Row>(`SELECT permit_id, state, expires_at FROM fn_permit_request($1, $2, 'dot_tools', 600, 'wf', $1, 'run-1')`, [k, c]);
+    const issue = (k = key, c = code, ttl = 300) =>
+      worker.query<Row>(`SELECT permit_id, state, expires_at FROM fn_permit_issue($1, $2, 'dot_tools', $3, 'wf', $1, 'run-1')`, [k, c, ttl]);
+    const transitions = async (id: string) =>
+      (await db.pool.query<{ from_state: string | null; to_state: string; reason: string }>(
+        'SELECT from_state, to_state, reason FROM birth_admission_permit_transition WHERE permit_id = $1 ORDER BY transition_id', [id])).rows
+        .map((t) => [t.from_state, t.to_state, t.reason]);
+    const inStuck = async (id: string) =>
+      (await worker.query<{ state: string }>('SELECT state FROM v_permit_stuck WHERE permit_id = $1', [id])).rows.map((r) => r.state);
+
+    const requested = (await request()).rows[0]!;
+    assert.equal(requested.state, 'REQUESTED');
+    const id = requested.permit_id;
+    assert.deepEqual(await transitions(id), [[null, 'REQUESTED', 'requested']]);
+    // Idempotent on the key; a conflict on other params or on the code, whoever asks.
+    assert.deepEqual((await request()).rows[0], requested, 'same key, same request → the same permit');
+    await rejectsWith(request(key, `${code}-other`), 'BG409', /idempotency key already issued permit/);
+    await rejectsWith(request(`${key}:second`), 'BG409', new RegExp(`another active permit \\(${id}\\) holds`));
+    await rejectsWith(issue(`${key}:second`), 'BG409', new RegExp(`another active permit \\(${id}\\) holds`));
+    await rejectsWith(issue(key, `${code}-other`), 'BG409', /idempotency key already issued permit/);
+    assert.deepEqual(await transitions(id), [[null, 'REQUESTED', 'requested']]);
+
+    // A REQUESTED permit admits nothing: the gate wants RESERVED.
+    await rejectsWith(worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [id]), 'BG403');
+    // The stuck births are in v_permit_stuck before their placeholder TTL is due, and the expiry
+    // sweep leaves a REQUESTED permit alone even past it.
+    assert.deepEqual(await inStuck(id), ['REQUESTED']);
+    await db.pool.query(`UPDATE birth_admission_permit SET expires_at = now() - interval '1 hour' WHERE permit_id = $1`, [id]);
+    await worker.query(`SELECT fn_permit_expire_due('test-sweep')`);
+    assert.equal((await request()).rows[0]!.state, 'REQUESTED');
+    assert.deepEqual(await inStuck(id), ['REQUESTED']);
+
+    // The stop-conditions cleared: the same key reserves the same permit, its TTL counted from now.
+    const t0 = Date.now();
+    const reserved = (await issue()).rows[0]!;
+    assert.deepEqual([reserved.permit_id, reserved.state], [id, 'RESERVED']);
+    const ttlLeft = reserved.expires_at.getTime() - t0;
+    assert.ok(ttlLeft > 290_000 && ttlLeft < 310_000, `expires_at reset at reservation (${ttlLeft} ms left)`);
+    assert.deepEqual(await transitions(id), [[null, 'REQUESTED', 'requested'], ['REQUESTED', 'RESERVED', 'reserved for 300 seconds']]);
+    assert.deepEqual(await inStuck(id), []);
+    // Retries of either call now return the RESERVED permit unchanged, with no new transition.
+    assert.deepEqual((await issue(key, code, 900)).rows[0], reserved);
+    assert.deepEqual((await request()).rows[0], reserved);
+    assert.equal((await transitions(id)).length, 2);
+
+    await worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [id]);
+    assert.deepEqual((await transitions(id)).map(([from, to]) => [from, to]),
+      [[null, 'REQUESTED'], ['REQUESTED', 'RESERVED'], ['RESERVED', 'CONSUMED'], ['CONSUMED', 'FINALIZED']]);
+    assert.equal((await issue()).rows[0]!.state, 'FINALIZED', 'a used permit is never reserved again');
+
+    // A stuck birth cancelled: REQUESTED → CANCELLED; the key never revives it, the code is free again.
+    const other = newDotCode('request-cancel');
+    const parked = (await request(`wf:${other}`, other)).rows[0]!;
+    await worker.query(`SELECT fn_permit_transition($1, 'CANCELLED', 'op', 'operator cancel')`, [parked.permit_id]);
+    assert.deepEqual(await transitions(parked.permit_id), [[null, 'REQUESTED', 'requested'], ['REQUESTED', 'CANCELLED', 'operator cancel']]);
+    assert.equal((await issue(`wf:${other}`, other)).rows[0]!.state, 'CANCELLED');
+    assert.equal((await request(`wf:${other}`, other)).rows[0]!.state, 'CANCELLED');
+    assert.deepEqual(await inStuck(parked.permit_id), []);
+    assert.equal((await issue(`wf:${other}:again`, other)).rows[0]!.state, 'RESERVED');
+    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM dot_tools WHERE code = $1`, [other])).rows[0].n, 0);
+  });
+
   test('preflight is clear for a dot_tools code that passes its family rule', async () => {
     const p = await preflight(newDotCode('pre-clear'));
     assert.deepEqual(p.blockers, []);

@@ -14,6 +14,12 @@ import { testEnv } from './support/env.ts';
 import { eventually } from './support/temporal.ts';
 
 const nothing = { rows: 0, births: [], permits: [], breakGlass: 0 };
+/** A stuck birth writes nothing but the REQUESTED permit it holds its place with. */
+const parkedOnly = async (pool: AdmissionHarness['db']['pool'], code: string) => {
+  const w = await written(pool, code);
+  return { ...w, permits: w.permits.map((p) => [p.state, p.row_id, p.birth_id]) };
+};
+const nothingButRequested = { ...nothing, permits: [['REQUESTED', null, null]] };
 
 describe('bad input never reaches the ledger', () => {
   let h: AdmissionHarness;
@@ -53,8 +59,12 @@ describe('bad input never reaches the ledger', () => {
         return s?.stage === 'BLOCKED' ? s : undefined;
       }, `${code} BLOCKED`);
       assert.deepEqual(st.blockers.map((b) => b.kind), ['code_rule']);
-      assert.deepEqual(await written(h.db.pool, code), nothing);
+      assert.deepEqual(await parkedOnly(h.db.pool, code), nothingButRequested);
+      const { workflowId } = st;
       await cancel(h.client, { code }, { actor: 'input@test', reason: 'bad code' });
+      await h.client.workflow.getHandle(workflowId).result().catch(() => undefined);
+      const w = await written(h.db.pool, code);
+      assert.deepEqual({ ...w, permits: w.permits.map((p) => p.state) }, { ...nothing, permits: ['CANCELLED'] });
     }
     assert.equal((await h.db.pool.query(`SELECT to_regclass('public.dot_tools') IS NOT NULL AS ok`)).rows[0].ok, true);
   });
@@ -103,7 +113,7 @@ describe('bad input never reaches the ledger', () => {
     assert.equal(st.stage, 'BLOCKED');
     assert.equal(st.decisions[0]!.accepted, false);
     assert.match(st.decisions[0]!.note, /approvalId/);
-    assert.deepEqual(await written(h.db.pool, code), nothing);
+    assert.deepEqual(await parkedOnly(h.db.pool, code), nothingButRequested);
 
     // And through the CLI: a usage error (exit 2) naming what is missing.
     const env = { ...process.env, TEMPORAL_ADDRESS: testEnv().temporalAddress, DATABASE_URL: h.db.url };

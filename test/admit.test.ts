@@ -7,7 +7,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { admitByCode, breakGlass, cancel, listStuck, retry, rollback, status } from '../client/admissions.ts';
 import { admissionWorkflowId } from '../contracts/admission.ts';
-import { BirthStage, EntityCode } from '../contracts/search-attributes.ts';
+import { BirthStage, EntityCode, PermitId } from '../contracts/search-attributes.ts';
 import { admissionHarness, type AdmissionHarness, freshCode, written } from './support/admission-harness.ts';
 import { runCli } from './support/cli.ts';
 import { testEnv } from './support/env.ts';
@@ -17,6 +17,20 @@ import { eventually } from './support/temporal.ts';
 const ruleBreakingCode = () => `Tool_${randomInt(1e8, 1e9)}`;
 const fields = (code: string) => ({ name: `tool ${code}` });
 const operator = { actor: 'ops@birthgate.test', reason: 'OPS-42 owner approved the exception' };
+
+/** The whole of dot_tools' births in birth_registry, so "nothing written" also covers an UPDATE. */
+async function registryDigest(pool: AdmissionHarness['db']['pool']): Promise<unknown> {
+  const { rows } = await pool.query(
+    `SELECT count(*)::int AS n, md5(coalesce(string_agg(b::text, '|' ORDER BY b.id), '')) AS digest FROM birth_registry b WHERE b.collection_name = 'dot_tools'`);
+  return rows[0];
+}
+
+/** The permit's logged transitions, oldest first, as [from, to]. */
+async function permitTransitions(pool: AdmissionHarness['db']['pool'], permitId: string): Promise<[string | null, string][]> {
+  const { rows } = await pool.query<{ from_state: string | null; to_state: string }>(
+    'SELECT from_state, to_state FROM birth_admission_permit_transition WHERE permit_id = $1 ORDER BY transition_id', [permitId]);
+  return rows.map((r) => [r.from_state, r.to_state]);
+}
 
 describe('dotBirthAdmit on the real stack', () => {
   let h: AdmissionHarness;
@@ -44,6 +58,13 @@ describe('dotBirthAdmit on the real stack', () => {
     assert.equal(w.births.length, 1);
     assert.deepEqual(w.permits, [{ permit_id: result.permitId, state: 'FINALIZED', break_glass: false, row_id: result.rowId, birth_id: result.birthId }]);
     assert.equal(w.births[0]!.id, result.birthId);
+    // A clean admission never parks: one fn_permit_issue, REQUESTED → RESERVED in one transaction.
+    const t = await h.db.pool.query<{ n: number }>(
+      'SELECT count(DISTINCT txid)::int AS n FROM birth_admission_permit_transition WHERE permit_id = $1 AND to_state IN ($2, $3)',
+      [result.permitId, 'REQUESTED', 'RESERVED']);
+    assert.equal(t.rows[0]!.n, 1);
+    assert.deepEqual(await permitTransitions(h.db.pool, result.permitId),
+      [[null, 'REQUESTED'], ['REQUESTED', 'RESERVED'], ['RESERVED', 'CONSUMED'], ['CONSUMED', 'FINALIZED']]);
 
     const d = await h.client.workflow.getHandle(admissionWorkflowId('dot_tools', code)).describe();
     assert.equal(d.typedSearchAttributes.get(BirthStage), 'FINALIZED');
@@ -100,33 +121,60 @@ describe('dotBirthAdmit on the real stack', () => {
     const visible = [];
     for await (const w of h.client.workflow.list({ query: `BirthStage = 'BLOCKED' AND EntityCode = '${code}'` })) visible.push(w.workflowId);
     assert.deepEqual(visible, [admissionWorkflowId('dot_tools', code)]);
-    assert.deepEqual(await written(h.db.pool, code), { rows: 0, births: [], permits: [], breakGlass: 0 });
+
+    // The stuck birth holds its place in the ledger: one REQUESTED permit, shown by the workflow
+    // (state, PermitId search attribute) and by v_permit_stuck; nothing else written.
+    const parked = await written(h.db.pool, code);
+    assert.deepEqual({ ...parked, permits: parked.permits.map((p) => [p.state, p.break_glass, p.row_id]) },
+      { rows: 0, births: [], permits: [['REQUESTED', false, null]], breakGlass: 0 });
+    const permitId = parked.permits[0]!.permit_id;
+    assert.equal((await status(h.client, { code })).state?.permit?.permitId, permitId);
+    const listed = await eventually(async () => (await listStuck(h.client)).find((s) => s.code === code && s.permitId !== null), 'listStuck with the permit');
+    assert.equal(listed.permitId, permitId);
+    const d = await h.client.workflow.getHandle(admissionWorkflowId('dot_tools', code)).describe();
+    assert.equal(d.typedSearchAttributes.get(PermitId), permitId);
+    const inView = await h.db.pool.query('SELECT state FROM v_permit_stuck WHERE permit_id = $1', [permitId]);
+    assert.deepEqual(inView.rows, [{ state: 'REQUESTED' }]);
 
     await breakGlass(h.client, { code }, { ...operator, approvalId: 'APPROVAL-7' });
     const { result } = await admit(code);
     assert.equal(result?.breakGlass, true);
+    assert.equal(result?.permitId, permitId, 'the requested permit is the one reserved and used');
     const w = await written(h.db.pool, code);
     assert.equal(w.rows, 1);
     assert.equal(w.births.length, 1);
     assert.equal(w.breakGlass, 1);
-    assert.deepEqual(w.permits.map((p) => [p.state, p.break_glass]), [['FINALIZED', true]]);
+    assert.deepEqual(w.permits.map((p) => [p.permit_id, p.state, p.break_glass]), [[permitId, 'FINALIZED', true]]);
+    assert.deepEqual(await permitTransitions(h.db.pool, permitId),
+      [[null, 'REQUESTED'], ['REQUESTED', 'RESERVED'], ['RESERVED', 'CONSUMED'], ['CONSUMED', 'FINALIZED']]);
     const ledger = await h.db.pool.query('SELECT actor, reason, approval_id FROM birth_break_glass WHERE entity_code = $1', [code]);
     assert.deepEqual(ledger.rows[0], { actor: operator.actor, reason: operator.reason, approval_id: 'APPROVAL-7' });
   });
 
-  test('cancel of another stuck birth: nothing written, no permit left active, the admission ends CANCELLED', async () => {
+  test('cancel of another stuck birth: its permit ends CANCELLED, nothing written, the admission ends CANCELLED', async () => {
     const code = ruleBreakingCode();
     const { workflowId } = await admit(code, false);
     await eventually(async () => ((await status(h.client, { code })).state?.stage === 'BLOCKED' ? true : undefined), 'BLOCKED');
+    const requested = await written(h.db.pool, code);
+    assert.deepEqual(requested.permits.map((p) => p.state), ['REQUESTED']);
+    const registryBefore = await registryDigest(h.db.pool);
     await cancel(h.client, { code }, operator);
     const err = await h.client.workflow.getHandle(workflowId).result().catch((e: unknown) => e);
     assert.ok(err instanceof WorkflowFailedError);
     assert.equal((err.cause as ApplicationFailure).type, 'ADMISSION_CANCELLED');
     const w = await written(h.db.pool, code);
-    assert.equal(w.rows, 0);
-    assert.equal(w.births.length, 0);
-    assert.ok(w.permits.every((p) => p.state === 'CANCELLED'), JSON.stringify(w.permits));
-    assert.equal((await status(h.client, { code })).state?.stage, 'CANCELLED');
+    assert.equal(w.rows, 0, 'nothing written to dot_tools');
+    assert.equal(w.births.length, 0, 'no birth');
+    assert.equal(w.breakGlass, 0);
+    assert.deepEqual(w.permits.map((p) => [p.permit_id, p.state, p.row_id, p.birth_id]), [[requested.permits[0]!.permit_id, 'CANCELLED', null, null]]);
+    assert.deepEqual(await permitTransitions(h.db.pool, requested.permits[0]!.permit_id), [[null, 'REQUESTED'], ['REQUESTED', 'CANCELLED']]);
+    const reason = await h.db.pool.query('SELECT actor, reason FROM birth_admission_permit_transition WHERE permit_id = $1 AND to_state = $2',
+      [requested.permits[0]!.permit_id, 'CANCELLED']);
+    assert.deepEqual(reason.rows, [{ actor: operator.actor, reason: operator.reason }]);
+    assert.deepEqual(await registryDigest(h.db.pool), registryBefore, 'birth_registry untouched');
+    const s = (await status(h.client, { code })).state;
+    assert.equal(s?.stage, 'CANCELLED');
+    assert.equal(s?.permit?.permitId, requested.permits[0]!.permit_id);
   });
 
   test('a gate drift (BLOCK dim) parks the admission; once the drift is cleared, retry admits it', async () => {

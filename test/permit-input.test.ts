@@ -49,6 +49,12 @@ describe('bad input into every function: a clear error, no partial state', () =>
       params: ['idempotency_key', 'entity_code', 'collection_name', '', 'actor'],
     },
     {
+      name: 'fn_permit_request',
+      sql: 'SELECT fn_permit_request($1, $2, $3, $4, $5, $6, $7)',
+      valid: () => ['wf:input:requested', 'dot-input-requested-1', 'dot_tools', 60, 'actor', 'wf:input:requested', 'run'],
+      params: ['idempotency_key', 'entity_code', 'collection_name', '', 'actor'],
+    },
+    {
       name: 'fn_permit_transition',
       sql: 'SELECT fn_permit_transition($1, $2, $3, $4)',
       valid: () => [permitId, 'CANCELLED', 'actor', 'reason'],
@@ -107,6 +113,8 @@ describe('bad input into every function: a clear error, no partial state', () =>
     for (const coll of ['no_such_collection', 'dot_iu_command_catalog', `dot_tools'; DROP TABLE dot_tools; --`, 'DOT_TOOLS']) {
       await rejectsWith(db.pool.query('SELECT fn_permit_issue($1, $2, $3, 60, $4)', [`wf:${coll}`, 'dot-x-1', coll, 'actor']),
         'BG400', /unknown or not managed in meta_catalog/);
+      await rejectsWith(db.pool.query('SELECT fn_permit_request($1, $2, $3, 60, $4)', [`wf:${coll}`, 'dot-x-1', coll, 'actor']),
+        'BG400', /unknown or not managed in meta_catalog/);
       await rejectsWith(db.pool.query('SELECT fn_break_glass_open($1, $2, $3, $4, $5, $6, NULL)', [code, coll, 'op', 'r', 'A', permitId]),
         'BG400', /unknown or not managed/);
     }
@@ -121,6 +129,7 @@ describe('bad input into every function: a clear error, no partial state', () =>
     const before = await snapshot();
     for (const ttl of [null, 0, -5, 604801]) {
       await rejectsWith(db.pool.query(`SELECT fn_permit_issue('wf:ttl', 'dot-ttl-1', 'dot_tools', $1, 'actor')`, [ttl]), 'BG400', /ttl_seconds must be between/);
+      await rejectsWith(db.pool.query(`SELECT fn_permit_request('wf:ttl', 'dot-ttl-1', 'dot_tools', $1, 'actor')`, [ttl]), 'BG400', /ttl_seconds must be between/);
     }
     await rejectsWith(db.pool.query(`SELECT fn_permit_transition(NULL, 'CANCELLED', 'a', 'r')`), 'BG400', /permit_id must not be NULL/);
     await rejectsWith(db.pool.query(`SELECT fn_permit_transition(987654321, 'CANCELLED', 'a', 'r')`), 'BG400', /permit 987654321 does not exist/);

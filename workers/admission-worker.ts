@@ -36,6 +36,12 @@ export async function createAdmissionWorker(o: AdmissionWorkerOptions): Promise<
     taskQueue: o.taskQueue,
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: o.workflowsPath }),
     activities: createActivities({ pool: o.pool, hooks: o.hooks }),
+    // Poller settings stay at the SDK defaults (10 workflow-task / 10 activity-task pollers, no
+    // autoscaling): on the dev server the start→result latency was the server's transfer-queue poll
+    // limit (see stack/temporal.ts), not pollers; autoscaling pollers measured within noise. Keep the
+    // slots well above the 10 activity pollers: each poll holds a slot, and eager activity dispatch
+    // (activity started in the workflow-task response, no matching round trip) needs a free one — with
+    // 5 slots the echo workflow took 450 ms instead of 250 ms. bench/admission.ts's echo worker matches.
     maxConcurrentActivityTaskExecutions: slots,
   });
 }

@@ -231,7 +231,7 @@ export const commands: Command[] = [
         print(ctx, values.json === true, stuck, () =>
           stuck.length === 0
             ? ['no stuck births']
-            : stuck.map((s) => `${s.stage.padEnd(19)} ${s.collection} ${s.code} since ${s.since ?? s.startTime} — ${s.blockers.join('; ') || s.waitingFor || ''}`),
+            : stuck.map((s) => `${s.stage.padEnd(19)} ${s.collection} ${s.code}${s.permitId ? ` permit ${s.permitId}` : ''} since ${s.since ?? s.startTime} — ${s.blockers.join('; ') || s.waitingFor || ''}`),
         );
         return 0;
       });
