@@ -12,7 +12,8 @@ import { freePort, waitFor } from '../stack/ports.ts';
 import { echoActivities } from './echo-activities.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
-const extra = process.argv.slice(2);
+import { devServerDynamicConfigArgs } from '../stack/temporal.ts';
+const extra = [...process.argv.slice(2), ...(process.env.FIX ? devServerDynamicConfigArgs() : [])];
 const port = await freePort();
 const child = spawn('/work/main/.birthgate/tools/temporal/bin/temporal', ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--log-level', process.env.SLOG ?? 'error', ...extra], { stdio: process.env.SLOG ? ['ignore', 'inherit', 'inherit'] : 'ignore' });
 await waitFor('server', 30000, async () => { const c = await Connection.connect({ address: `127.0.0.1:${port}` }); await c.workflowService.getSystemInfo({}); await c.close(); return true; });
