@@ -141,6 +141,9 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
     await withWorker({ blockers: () => [{ kind: 'kill_switch', detail: 'admissions halted' }] }, async (taskQueue, ledger) => {
       const c = code('KILL');
       await admitByCode(t.client, { code: c }, { taskQueue });
+      // Parked first: signals that reach the workflow in its very first activation are dispatched in
+      // handler-registration order (the SDK's buffered signals), not in the order they were sent.
+      await eventually(async () => ((await status(t.client, { code: c })).state?.stage === 'BLOCKED' ? true : undefined), 'BLOCKED');
       await breakGlass(t.client, { code: c }, { ...op, approvalId: 'APPR-1' });
       await retry(t.client, { code: c }, { actor: 'op@test' });
       const s = await eventually(async () => {
