@@ -1,9 +1,7 @@
 // What every benchmark gets: the run's real servers, and a way to make an isolated database.
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { createPool, withClient, withDatabase } from '../db/pool.ts';
+import { createScratchDatabase, type ScratchDatabase } from '../db/scratch.ts';
 
-export type BenchDatabase = { name: string; url: string; pool: pg.Pool; dispose(): Promise<void> };
+export type BenchDatabase = ScratchDatabase;
 
 export type BenchContext = {
   adminUrl: string;
@@ -17,21 +15,7 @@ export type BenchContext = {
 export type BenchReport = { title: string; rows: Array<Record<string, string | number>>; notes: string[] };
 
 export function makeFreshDatabase(adminUrl: string) {
-  return async (prefix: string): Promise<BenchDatabase> => {
-    const name = `bench_${prefix.replace(/[^a-z0-9_]/gi, '_').toLowerCase()}_${randomBytes(3).toString('hex')}`;
-    await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`));
-    const url = withDatabase(adminUrl, name);
-    const pool = createPool(url, { max: 60, applicationName: `bench-${prefix}` });
-    return {
-      name,
-      url,
-      pool,
-      async dispose() {
-        await pool.end();
-        await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));
-      },
-    };
-  };
+  return (prefix: string): Promise<BenchDatabase> => createScratchDatabase(adminUrl, `bench_${prefix}`, { max: 60 });
 }
 
 export function formatReport(r: BenchReport): string {

@@ -6,6 +6,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import type { ActivityHooks } from '../../activities/index.ts';
 import type { Pool } from '../../db/pool.ts';
 import { bundleAdmissionWorkflows, createAdmissionWorker } from '../../workers/admission-worker.ts';
+import { waitFor } from '../../stack/ports.ts';
 import { testEnv } from './env.ts';
 
 // Worker lifecycle chatter at INFO drowns test output; warnings and errors still show.
@@ -67,17 +68,6 @@ function running(worker: Worker, connection: NativeConnection): RunningWorker {
 }
 
 /** Poll `probe` until it returns a value (not undefined) or the deadline passes. */
-export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+export function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
+  return waitFor(what, timeoutMs, probe);
 }
