@@ -19,6 +19,9 @@ import type { BenchContext, BenchDatabase, BenchReport } from './context.ts';
 
 const N_TEST = Number(process.env.BIRTHGATE_BENCH_INSERTS ?? 2000);
 const N_PROD = Number(process.env.BIRTHGATE_BENCH_PROD_INSERTS ?? 100);
+// BIRTHGATE_BENCH_PACKET_ONLY=insert: only (a) on the test world (the prod-world runs take minutes).
+const ONLY = process.env.BIRTHGATE_BENCH_PACKET_ONLY;
+if (ONLY !== undefined && ONLY !== 'insert') throw new Error(`BIRTHGATE_BENCH_PACKET_ONLY=${ONLY}: only "insert" is known`);
 const approval = { owner: 'bench-owner', approvalId: 'BENCH-APPROVAL' };
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)] ?? 0;
 const round = (n: number) => Math.round(n * 100) / 100;
@@ -169,7 +172,7 @@ async function onlineBuild(ctx: BenchContext, db: BenchDatabase): Promise<BenchR
 
 export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
   const reports: BenchReport[] = [];
-  for (const scale of ['test', 'prod'] as const) {
+  for (const scale of ONLY === 'insert' ? (['test'] as const) : (['test', 'prod'] as const)) {
     const db = await ctx.freshDatabase(`packet_${scale}`);
     const client = new pg.Client({ connectionString: db.url, application_name: 'bench-inserts' });
     try {

@@ -25,7 +25,7 @@ export type RunningTemporal = { child: ChildProcess; address: string; uiUrl: str
 /**
  * Dynamic config for every dev server we start (stack, test harness, benches).
  *
- * history.transferProcessorMaxPollRPS (default 20/s per history shard; the dev server has one shard):
+ * history.transferProcessorMaxPollRPS (default 20 polls/s per history shard):
  * every workflow task, and every activity task not dispatched eagerly, reaches matching through the
  * history transfer queue, whose reader may poll only 20 times a second. Back to back, each task then
  * waited ~37 ms (history: WorkflowTaskScheduled→Started p50 36.7 ms, 5 per echo run) and the echo

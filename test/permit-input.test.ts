@@ -108,6 +108,15 @@ describe('bad input into every function: a clear error, no partial state', () =>
     });
   }
 
+  test('fn_permit_move (internal) writes row_id only with → CONSUMED and birth_id only with → FINALIZED', async () => {
+    const before = await snapshot();
+    await rejectsWith(db.pool.query(`SELECT fn_permit_move($1, 'CANCELLED', 'op', 'r', p_row_id => 1)`, [permitId]),
+      'BG400', /row_id is set only by the move to CONSUMED/);
+    await rejectsWith(db.pool.query(`SELECT fn_permit_move($1, 'CONSUMED', 'op', 'r', p_birth_id => 1)`, [permitId]),
+      'BG400', /birth_id is set only by the move to FINALIZED/);
+    assert.deepEqual(await snapshot(), before);
+  });
+
   test('unknown, unmanaged and injected collection names are refused before any write', async () => {
     const before = await snapshot();
     for (const coll of ['no_such_collection', 'dot_iu_command_catalog', `dot_tools'; DROP TABLE dot_tools; --`, 'DOT_TOOLS']) {

@@ -107,8 +107,11 @@ $$;
 
 -- DESIGN §3: the one writer of permit state. Refuses illegal moves (BG422), logs every move.
 -- Internal: EXECUTE stays with the owner, so only the gate and finalize triggers (SECURITY DEFINER)
--- and fn_permit_transition below reach it.
-CREATE FUNCTION fn_permit_move(p_permit_id bigint, p_to_state text, p_actor text, p_reason text)
+-- and fn_permit_transition below reach it. The links a move earns are written by the same UPDATE
+-- (one row version per move): p_row_id only with → CONSUMED (the gate), p_birth_id only with
+-- → FINALIZED (the finalize); NULL leaves the link as it is.
+CREATE FUNCTION fn_permit_move(p_permit_id bigint, p_to_state text, p_actor text, p_reason text,
+                               p_row_id bigint DEFAULT NULL, p_birth_id bigint DEFAULT NULL)
 RETURNS birth_admission_permit
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = public, pg_temp
@@ -130,6 +133,12 @@ BEGIN
   IF p_to_state NOT IN ('REQUESTED','RESERVED','CONSUMED','FINALIZED','FAILED','EXPIRED','CANCELLED') THEN
     RAISE EXCEPTION USING ERRCODE = 'BG400',
       MESSAGE = format('to_state %s is not a permit state', left(p_to_state, 20));
+  END IF;
+  IF p_row_id IS NOT NULL AND p_to_state <> 'CONSUMED' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'row_id is set only by the move to CONSUMED';
+  END IF;
+  IF p_birth_id IS NOT NULL AND p_to_state <> 'FINALIZED' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'birth_id is set only by the move to FINALIZED';
   END IF;
 
   SELECT * INTO v FROM birth_admission_permit WHERE permit_id = p_permit_id FOR UPDATE;
@@ -158,7 +167,9 @@ BEGIN
      SET state = p_to_state,
          updated_at = clock_timestamp(),
          consumed_at = CASE WHEN p_to_state = 'CONSUMED' THEN clock_timestamp() ELSE consumed_at END,
-         finalized_at = CASE WHEN p_to_state = 'FINALIZED' THEN clock_timestamp() ELSE finalized_at END
+         finalized_at = CASE WHEN p_to_state = 'FINALIZED' THEN clock_timestamp() ELSE finalized_at END,
+         row_id = coalesce(p_row_id, row_id),
+         birth_id = coalesce(p_birth_id, birth_id)
    WHERE permit_id = p_permit_id
   RETURNING * INTO v;
 
@@ -350,7 +361,7 @@ END;
 $$;
 
 -- SECURITY DEFINER functions are not for PUBLIC; sql/roles/birthgate_worker.sql grants them.
-REVOKE ALL ON FUNCTION fn_permit_move(bigint, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION fn_permit_move(bigint, text, text, text, bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_transition(bigint, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_request(text, text, text, integer, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION fn_permit_issue(text, text, text, integer, text, text, text) FROM PUBLIC;

@@ -4,14 +4,18 @@
 -- fn_birth_gate is not modified (KB-3A66 §4).
 
 -- The family flag, read in one place (KB-4410 §F: per-family dot_config, never a global flip).
+-- plpgsql, not sql: the SET clause keeps a SQL function from being inlined, and PostgreSQL 16 then
+-- parses and plans its query on every call (every gated insert); plpgsql keeps the plan.
 CREATE FUNCTION fn_family_flag(p_collection_name text, p_key text)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = public, pg_temp
 AS $$
-  SELECT coalesce((SELECT c.config_value = 'true'::jsonb
+BEGIN
+  RETURN coalesce((SELECT c.config_value = 'true'::jsonb
                      FROM dot_config c
-                    WHERE c.collection_name = p_collection_name AND c.config_key = p_key), false)
+                    WHERE c.collection_name = p_collection_name AND c.config_key = p_key), false);
+END;
 $$;
 
 -- The stop-conditions the gate checks before it consumes a permit. Step 13 adds the registry-driven
@@ -79,8 +83,9 @@ BEGIN
       HINT = 'issue a new permit; the expiry sweep will mark this one EXPIRED';
   END IF;
 
-  PERFORM fn_permit_move(v.permit_id, 'CONSUMED', session_user, format('consumed by %s insert, row %s', TG_TABLE_NAME, NEW.id));
-  UPDATE birth_admission_permit SET row_id = NEW.id WHERE permit_id = v.permit_id;
+  -- One write: the move to CONSUMED links the row in the same UPDATE.
+  PERFORM fn_permit_move(v.permit_id, 'CONSUMED', session_user, format('consumed by %s insert, row %s', TG_TABLE_NAME, NEW.id),
+                         p_row_id => NEW.id::bigint);
   RETURN NEW;
 END;
 $$;

@@ -36,23 +36,23 @@ BEGIN
   END IF;
 
   -- The AFTER INSERT birth triggers (fn_birth_registry_auto) ran at the end of the insert statement.
-  SELECT b.id INTO v_birth_id FROM birth_registry b
+  -- One statement finds, locks and marks the birth row ((entity_code, collection_name) is unique).
+  UPDATE birth_registry b
+     SET jsonb_profile = coalesce(b.jsonb_profile, '{}'::jsonb)
+                         || jsonb_build_object('admission', jsonb_build_object(
+                              'permit_id', v.permit_id, 'finalized_at', clock_timestamp(),
+                              'break_glass', v.break_glass))
    WHERE b.entity_code = v.entity_code AND b.collection_name = TG_TABLE_NAME
-   FOR UPDATE;
+  RETURNING b.id INTO v_birth_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = 'BG403',
       MESSAGE = format('finalize of permit %s failed: (%s, %s) has no birth row', v.permit_id, left(v.entity_code, 80), TG_TABLE_NAME),
       DETAIL = 'the AFTER INSERT birth trigger did not run; the transaction is aborted';
   END IF;
 
-  UPDATE birth_registry
-     SET jsonb_profile = coalesce(jsonb_profile, '{}'::jsonb)
-                         || jsonb_build_object('admission', jsonb_build_object(
-                              'permit_id', v.permit_id, 'finalized_at', clock_timestamp(),
-                              'break_glass', v.break_glass))
-   WHERE id = v_birth_id;
-  UPDATE birth_admission_permit SET birth_id = v_birth_id WHERE permit_id = v.permit_id;
-  PERFORM fn_permit_move(v.permit_id, 'FINALIZED', session_user, format('finalized at commit, birth %s', v_birth_id));
+  -- One write: the move to FINALIZED links the birth in the same UPDATE.
+  PERFORM fn_permit_move(v.permit_id, 'FINALIZED', session_user, format('finalized at commit, birth %s', v_birth_id),
+                         p_birth_id => v_birth_id);
   RETURN NULL;
 END;
 $$;

@@ -11,13 +11,17 @@ UPDATE meta_catalog SET code_pattern = '^(DOT-[0-9]{3,}|[a-z][a-z0-9]*(-[a-z0-9]
  WHERE collection_name = 'dot_tools';
 
 -- Does p_code satisfy its family's rule? The registered pattern, else the entry rule.
+-- plpgsql, not sql: with its SET clause a SQL function is never inlined, and PostgreSQL 16 then
+-- parses and plans it on every call (the gate calls it on every insert); plpgsql keeps the plan.
 CREATE FUNCTION fn_family_code_rule(p_collection_name text, p_entity_code text)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = public, pg_temp
 AS $$
-  SELECT p_entity_code ~ coalesce((SELECT mc.code_pattern FROM meta_catalog mc
-                                    WHERE mc.collection_name = p_collection_name), '^[A-Z]+-[0-9]+$')
+BEGIN
+  RETURN p_entity_code ~ coalesce((SELECT mc.code_pattern FROM meta_catalog mc
+                                    WHERE mc.collection_name = p_collection_name), '^[A-Z]+-[0-9]+$');
+END;
 $$;
 
 -- Registry-driven coverage: every managed code-keyed family, its effective rule, how many of its
