@@ -193,7 +193,6 @@ export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
       const rehearsalMs = performance.now() - t1;
       reports.push(await onlineBuild(ctx, db));
       const prod = await insertRatio(ctx, db, client, 'p', `prod world (${w.births.toLocaleString('en-US')} births)`, N_PROD, 1);
-      prod.report.notes.push('on the prod world the estate\'s own fn_birth_gate (entry state, untouched by the packet) dominates both paths: see sql/apply/REQUEST-from-runner.md (collation "C" defeats the entity_code index in fn_pre_birth_check)');
       reports.push(prod.report);
       reports.push({
         title: 'packet (c): durations on the prod world',
