@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, projectRoot } from '../config/index.ts';
 import { startEphemeralStack, type EphemeralStack } from '../stack/ephemeral.ts';
-import { ensureTestServer } from './test-server.ts';
 
 const config = loadConfig();
 const log = (line: string) => process.stderr.write(`[harness] ${line}\n`);
@@ -28,10 +27,6 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     stack = await startEphemeralStack(config, log);
-    const timeSkipping = await ensureTestServer(config, log).catch((err: Error) => {
-      log(`time-skipping test server unavailable (${err.message}); tests that need it will say so`);
-      return undefined;
-    });
     const env = {
       ...process.env,
       NODE_ENV: 'test',
@@ -39,7 +34,6 @@ async function main(): Promise<number> {
       TEMPORAL_ADDRESS: stack.temporalAddress,
       TEMPORAL_NAMESPACE: config.namespace,
       BIRTHGATE_TEST_TEMPORAL_CLI: stack.temporalCli,
-      ...(timeSkipping ? { BIRTHGATE_TEST_TIME_SKIPPING_SERVER: timeSkipping } : {}),
       BIRTHGATE_TEST_SCRATCH: stack.scratch,
     };
     const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', ...files], {
