@@ -33,6 +33,8 @@ export async function startStack(config: Config, log: (line: string) => void): P
     try {
       cli = await ensureTemporalCli(config, log);
     } catch (err) {
+      // An explicit TEMPORAL_CLI that does not work is a configuration error, not a reason to download.
+      if (config.temporalCli) throw err;
       cliError = err as Error; // the SDK's cached download is tried below, as the last resort
     }
   }

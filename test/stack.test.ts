@@ -87,6 +87,21 @@ test('a taken port is a clear error and a non-zero exit', async () => {
   }
 });
 
+test('a missing Temporal binary is a clear error and a non-zero exit, and nothing is left running', async () => {
+  const other = `${home}-nocli`;
+  const r = await runCli(['stack', 'up', '--detach'], {
+    ...childEnv(),
+    BIRTHGATE_HOME: other,
+    BIRTHGATE_PG_PORT: String(await freePort()),
+    BIRTHGATE_TEMPORAL_PORT: String(await freePort()),
+    BIRTHGATE_UI_PORT: String(await freePort()),
+    TEMPORAL_CLI: '/nonexistent/temporal',
+  });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /TEMPORAL_CLI=\/nonexistent\/temporal is not a working temporal binary/);
+  assert.equal(fs.existsSync(path.join(other, 'stack.json')), false, 'no stack recorded as running');
+});
+
 test('a Temporal dev server restart keeps a finished workflow history', async () => {
   const s = await status();
   const workflowId = `stack-probe-${process.pid}`;
