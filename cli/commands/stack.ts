@@ -11,6 +11,7 @@ import { readState, stateFile } from '../../stack/endpoints.ts';
 import { isAlive } from '../../stack/postgres.ts';
 import { startStack } from '../../stack/supervisor.ts';
 import { UsageError, type CliContext, type Command } from '../command.ts';
+import { redact, untilSignal } from '../process.ts';
 
 function args(argv: string[], options: Record<string, { type: 'boolean' | 'string' }>) {
   try {
@@ -18,14 +19,6 @@ function args(argv: string[], options: Record<string, { type: 'boolean' | 'strin
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-}
-
-/** Block until SIGINT/SIGTERM. */
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
 }
 
 async function serveForeground(ctx: CliContext): Promise<number> {
@@ -72,12 +65,6 @@ async function upDetached(ctx: CliContext): Promise<number> {
   }
   ctx.err(`the stack did not become ready in time; see ${logFile}`);
   return 1;
-}
-
-function redact(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = '***';
-  return u.toString();
 }
 
 type Health = { ok: boolean; detail: string };

@@ -16,6 +16,7 @@ import { isAlive } from '../../stack/postgres.ts';
 import { startStack, type RunningStack } from '../../stack/supervisor.ts';
 import { bundleAdmissionWorkflows, createAdmissionWorker, DEFAULT_ACTIVITY_SLOTS } from '../../workers/admission-worker.ts';
 import { UsageError, type CliContext, type Command } from '../command.ts';
+import { redact, untilSignal } from '../process.ts';
 
 /** The guided tour's two codes: one the dot_tools rule accepts, one it refuses (→ a stuck birth). */
 const CLEAN_CODE = 'DOT-900001';
@@ -65,13 +66,6 @@ async function guidedTour(ctx: CliContext, client: Client, uiUrl: string | undef
   ctx.out(`   all stuck births in the UI: ${uiUrl ?? ''}/namespaces/${ctx.config.namespace}/workflows?query=${encodeURIComponent("BirthStage='BLOCKED'")}`);
 }
 
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-}
-
 export const commands: Command[] = [
   {
     name: 'start',
@@ -96,7 +90,7 @@ export const commands: Command[] = [
       const connections: Array<{ close(): Promise<void> }> = [];
       try {
         const endpoints = await ctx.endpoints();
-        ctx.err(`stack: PostgreSQL ${endpoints.databaseUrl.replace(/:[^:@/]+@/, ':***@')} · Temporal ${endpoints.temporalAddress} · UI ${endpoints.uiUrl ?? '-'}`);
+        ctx.err(`stack: PostgreSQL ${redact(endpoints.databaseUrl)} · Temporal ${endpoints.temporalAddress} · UI ${endpoints.uiUrl ?? '-'}`);
         const admin = createPool(endpoints.databaseUrl, { max: 4, applicationName: 'birthgate-start' });
         pools.push(admin);
         await ensureEstate(ctx, admin, !ctx.config.externalDatabaseUrl);
