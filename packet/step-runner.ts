@@ -104,14 +104,19 @@ function failure(err: unknown, s: PacketStep, runId: string, what: string): Pack
   return new PacketError(code, `step ${s.step} (${s.meta.title}) ${what}: ${messageOf(err)}`, { runId, step: s.step, sqlstate, cause });
 }
 
+/** The step's progress events, timed from `started`. */
+function stepEmitter(s: PacketStep, opts: StepRunOptions, started: number) {
+  return (phase: 'start' | 'skip' | 'done' | 'refused' | 'failed', action: StepAction, detail?: string, attempts?: number) =>
+    opts.onEvent?.({ type: 'step', step: s.step, title: s.meta.title, phase, action, detail, attempts, ms: performance.now() - started });
+}
+
 /** Apply one step: skipped when its verify already holds (not for self-undoing steps), else up.sql + verify. */
 export async function applyStep(pool: pg.Pool, step: number | PacketStep, opts: StepRunOptions = {}): Promise<StepOutcome> {
   const s = typeof step === 'number' ? findStep(opts.steps ?? discoverSteps(), step) : step;
   const ddl = DdlOptionsSchema.parse(opts.ddl ?? {});
   return standalone(pool, 'step', s.step, opts, async (runId) => {
     const started = performance.now();
-    const emit = (phase: 'start' | 'skip' | 'done' | 'refused' | 'failed', action: StepAction, detail?: string, attempts?: number) =>
-      opts.onEvent?.({ type: 'step', step: s.step, title: s.meta.title, phase, action, detail, attempts, ms: performance.now() - started });
+    const emit = stepEmitter(s, opts, started);
     const entryHash = opts.entry ? fingerprintHash(opts.entry) : undefined;
 
     const before = await verifyStepSql(pool, s);
@@ -173,8 +178,7 @@ export async function rollbackStep(pool: pg.Pool, step: number | PacketStep, opt
   const ddl = DdlOptionsSchema.parse(opts.ddl ?? {});
   return standalone(pool, 'step', s.step, opts, async (runId) => {
     const started = performance.now();
-    const emit = (phase: 'start' | 'skip' | 'done' | 'refused' | 'failed', action: StepAction, detail?: string, attempts?: number) =>
-      opts.onEvent?.({ type: 'step', step: s.step, title: s.meta.title, phase, action, detail, attempts, ms: performance.now() - started });
+    const emit = stepEmitter(s, opts, started);
     const before = await verifyStepSql(pool, s);
     if (s.meta.selfUndoing || (!before.ok && !s.meta.concurrently)) {
       const exit = opts.entry ?? (await guardedFingerprint(pool));
