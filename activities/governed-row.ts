@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Pool } from '../db/pool.ts';
 import { inTransaction } from '../db/pool.ts';
 import { CollectionName, DbId, EntityCode, FailureType, InsertedRow, RowFields, sqlStateFailureType } from '../contracts/admission.ts';
-import { BreakGlassEntry, openBreakGlass } from './break-glass.ts';
+import { BreakGlassEntry } from './break-glass.ts';
 import { dbStep, nonRetryable, parseInput, toFailure } from './failures.ts';
 import type { ActivityHooks } from './hooks.ts';
 import { readLedger } from './permits.ts';
@@ -34,8 +34,8 @@ export function governedRowActivities(pool: Pool, hooks: ActivityHooks) {
 
   return {
     /**
-     * Insert the governed row under the permit, optionally past the code rule under a break-glass
-     * entry opened in the same transaction. Idempotent: when an earlier attempt committed (its
+     * Insert the governed row under the permit, optionally past the code rule under the break-glass
+     * entry an operator opened on this permit. Idempotent: when an earlier attempt committed (its
      * acknowledgement lost), the committed row is found through the permit and returned.
      */
     async insertGovernedRow(raw: InsertGovernedRowInput): Promise<InsertedRow> {
@@ -43,21 +43,22 @@ export function governedRowActivities(pool: Pool, hooks: ActivityHooks) {
       const insertSql = insertFunctionByCollection[i.collection];
       if (!insertSql) throw nonRetryable(FailureType.INVALID_INPUT, `no governed insert for collection ${i.collection}`);
 
-      // fn_admission_insert_dot_tools is itself idempotent once FINALIZED; a break-glass retry must
-      // not open a second ledger entry, so it looks first.
+      // A break-glass insert needs the operator's ledger entry on this very permit (the gate exempts
+      // the code rule by the permit's entry; nothing else does).
       if (i.breakGlass) {
-        const earlier = await dbStep('read permit before break-glass insert', () => alreadyAdmitted(i.permitId));
-        if (earlier) return earlier;
+        const ledger = await dbStep('read permit before break-glass insert', () => readLedger(pool, i.permitId));
+        if (ledger.permit.breakGlassId === null || ledger.permit.breakGlassId !== i.breakGlass.breakGlassId) {
+          throw nonRetryable(FailureType.GATE_REFUSED,
+            `permit ${i.permitId} carries break-glass entry ${ledger.permit.breakGlassId ?? 'none'}, not ${i.breakGlass.breakGlassId ?? 'none'}: ` +
+            'an operator opens the entry with `birthgate break-glass`');
+        }
       }
 
       let inserted: InsertedRow;
       try {
         inserted = await inTransaction(pool, async (tx) => {
-          const breakGlassId = i.breakGlass
-            ? await openBreakGlass(tx, { code: i.code, collection: i.collection, permitId: i.permitId }, i.breakGlass)
-            : null;
           const { rows } = await tx.query<{ row_id: string }>(insertSql, [i.permitId, JSON.stringify(i.fields)]);
-          return { rowId: String(rows[0]!.row_id), breakGlassId };
+          return { rowId: String(rows[0]!.row_id), breakGlassId: i.breakGlass?.breakGlassId ?? null };
         });
       } catch (err) {
         // A concurrent or earlier attempt may have consumed the permit and committed: that is success.

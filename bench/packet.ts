@@ -11,6 +11,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import { projectRoot } from '../config/index.ts';
+import { readSql } from '../db/sql-files.ts';
 import { loadWorld } from '../fixtures/world.ts';
 import { applyPacket, rollbackPacket } from '../packet/apply.ts';
 import { applyStep, rollbackStep } from '../packet/step-runner.ts';
@@ -19,9 +20,10 @@ import type { BenchContext, BenchDatabase, BenchReport } from './context.ts';
 
 const N_TEST = Number(process.env.BIRTHGATE_BENCH_INSERTS ?? 2000);
 const N_PROD = Number(process.env.BIRTHGATE_BENCH_PROD_INSERTS ?? 100);
-// BIRTHGATE_BENCH_PACKET_ONLY=insert: only (a) on the test world (the prod-world runs take minutes).
+// BIRTHGATE_BENCH_PACKET_ONLY=insert: only (a) on the test world (the prod-world runs take minutes);
+// BIRTHGATE_BENCH_PACKET_ONLY=drift: only (d), the drift tick, on the prod world.
 const ONLY = process.env.BIRTHGATE_BENCH_PACKET_ONLY;
-if (ONLY !== undefined && ONLY !== 'insert') throw new Error(`BIRTHGATE_BENCH_PACKET_ONLY=${ONLY}: only "insert" is known`);
+if (ONLY !== undefined && ONLY !== 'insert' && ONLY !== 'drift') throw new Error(`BIRTHGATE_BENCH_PACKET_ONLY=${ONLY}: only "insert" and "drift" are known`);
 const approval = { owner: 'bench-owner', approvalId: 'BENCH-APPROVAL' };
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)] ?? 0;
 const round = (n: number) => Math.round(n * 100) / 100;
@@ -170,9 +172,43 @@ async function onlineBuild(ctx: BenchContext, db: BenchDatabase): Promise<BenchR
   };
 }
 
+/**
+ * The drift tick (issue 7: catalog fingerprint and the data-level invariants together, target < 50 ms
+ * on the prod-scale world), with admitted rows in place so the invariants have work, beside the
+ * runner's catalog fingerprint probe (one read of the same catalog) as the baseline of the same run.
+ */
+async function driftTick(ctx: BenchContext, db: BenchDatabase, client: pg.Client, label: string): Promise<BenchReport> {
+  await applyPacket(db.pool, { ...approval });
+  for (let i = 0; i < 200; i++) {
+    const code = `dot-bench-drift-${i}`;
+    const { rows } = await client.query<{ permit_id: string }>(`SELECT permit_id FROM fn_permit_issue($1, $2, 'dot_tools', 3600, 'bench', $1, NULL)`, [`bench:${code}`, code]);
+    await client.query(`SELECT row_id FROM fn_admission_insert_dot_tools($1, '{"_dot_origin": "bench"}'::jsonb)`, [rows[0]!.permit_id]);
+  }
+  await client.query('VACUUM (ANALYZE)');
+  const fingerprintSql = readSql('probes/catalog_fingerprint.sql');
+  const n = 30;
+  const sample = async (sql: string) => {
+    for (let i = 0; i < 3; i++) await client.query(sql); // warm
+    return timed(n, () => client.query(sql));
+  };
+  ctx.log(`packet (d) ${label}: ${n} drift ticks and ${n} catalog fingerprints …`);
+  const fp = await sample(fingerprintSql);
+  const tick = await sample('SELECT * FROM fn_drift_tick()');
+  const findings = (await client.query('SELECT * FROM fn_drift_tick()')).rowCount;
+  await client.query(`DELETE FROM dot_tools WHERE _dot_origin = 'bench'`);
+  await client.query(`DELETE FROM birth_registry WHERE collection_name = 'dot_tools' AND entity_code LIKE 'dot-bench-%'`);
+  await rollbackPacket(db.pool, { to: 0 });
+  const row = (what: string, t: Sample) => ({ what, n, p50_ms: round(t.p50), p95_ms: round(t.p95), ratio: round(t.p50 / fp.p50) });
+  return {
+    title: `packet (d) ${label}: drift tick — catalog fingerprint and data-level invariants (200 admitted rows in place)`,
+    rows: [row('catalog fingerprint probe (baseline)', fp), row('fn_drift_tick(): every admission dim, guard refreshed', tick)],
+    notes: [`drift tick p50 ${round(tick.p50)} ms; target < 50 ms: ${tick.p50 < 50 ? 'met' : 'MISSED'}; findings on a clean estate: ${findings}`],
+  };
+}
+
 export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
   const reports: BenchReport[] = [];
-  for (const scale of ONLY === 'insert' ? (['test'] as const) : (['test', 'prod'] as const)) {
+  for (const scale of ONLY === 'insert' ? (['test'] as const) : ONLY === 'drift' ? (['prod'] as const) : (['test', 'prod'] as const)) {
     const db = await ctx.freshDatabase(`packet_${scale}`);
     const client = new pg.Client({ connectionString: db.url, application_name: 'bench-inserts' });
     try {
@@ -186,6 +222,10 @@ export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
         reports.push((await insertRatio(ctx, db, client, 't', `test world (${w.births.toLocaleString('en-US')} births)`, N_TEST, 3)).report);
         continue;
       }
+      if (ONLY === 'drift') {
+        reports.push(await driftTick(ctx, db, client, `prod world (${w.births.toLocaleString('en-US')} births)`));
+        continue;
+      }
       ctx.log('packet (c): rehearsal on the prod world …');
       const t1 = performance.now();
       const rehearsal = await rehearse(db.pool, { report: path.join(projectRoot, 'reports', 'rehearsal-prod-world') });
@@ -194,6 +234,7 @@ export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
       reports.push(await onlineBuild(ctx, db));
       const prod = await insertRatio(ctx, db, client, 'p', `prod world (${w.births.toLocaleString('en-US')} births)`, N_PROD, 1);
       reports.push(prod.report);
+      reports.push(await driftTick(ctx, db, client, `prod world (${w.births.toLocaleString('en-US')} births)`));
       reports.push({
         title: 'packet (c): durations on the prod world',
         rows: [

@@ -28,6 +28,7 @@ import {
   rollbackWorkflowId,
 } from '../contracts/admission.ts';
 import { BirthCollection, BirthStage, BreakGlass, EntityCode as EntityCodeKey, PermitId } from '../contracts/search-attributes.ts';
+import type { Queryable } from '../db/pool.ts';
 import type { dotBirthAdmit, dotBirthRollback } from '../workflows/index.ts';
 import { attachSignal, breakGlassSignal, cancelSignal, retrySignal, rollbackSignal, stateQuery } from '../workflows/messages.ts';
 
@@ -127,9 +128,31 @@ export async function retry(client: Client, ref: AdmissionRef, raw: RetrySignal)
   await handleOf(client, ref).handle.signal(retrySignal, payload);
 }
 
-export async function breakGlass(client: Client, ref: AdmissionRef, raw: BreakGlassSignal): Promise<void> {
-  const payload = valid(BreakGlassSignal, raw, 'break-glass');
-  await handleOf(client, ref).handle.signal(breakGlassSignal, payload);
+const BreakGlassRequest = BreakGlassSignal.omit({ breakGlassId: true });
+export type BreakGlassRequest = z.input<typeof BreakGlassRequest>;
+
+/**
+ * Break the glass for a stuck birth (SECURITY.md): first the operator's act in the database — the
+ * ledger entry, opened by fn_break_glass_open on `operatorDb` (a connection whose role is a member of
+ * birthgate_operator; the worker's role is refused), bound to the permit the stuck birth holds and
+ * recording who really opened it — then the signal that names the entry. The database refuses a
+ * break-glass past the kill switch or gate_drift (BG423), for a permit that is not parked (BG403),
+ * or with another approval already on the permit (BG409).
+ */
+export async function breakGlass(client: Client, operatorDb: Queryable, ref: AdmissionRef, raw: BreakGlassRequest): Promise<{ breakGlassId: string }> {
+  const payload = valid(BreakGlassRequest, raw, 'break-glass');
+  const { ref: r, handle } = handleOf(client, ref);
+  const state = await handle.query(stateQuery);
+  if (state.stage !== 'BLOCKED' || !state.permit) {
+    throw new AdmissionInputError(`${r.code} is ${state.stage}${state.permit ? '' : ' without a permit'}: break-glass applies only to a stuck birth (BLOCKED) holding its permit`);
+  }
+  const { rows } = await operatorDb.query<{ id: string }>(
+    'SELECT (fn_break_glass_open($1, $2, $3, $4, $5, $6::bigint, $7)).break_glass_id AS id',
+    [r.code, r.collection, payload.actor, payload.reason, payload.approvalId, state.permit.permitId, handle.workflowId],
+  );
+  const breakGlassId = String(rows[0]!.id);
+  await handle.signal(breakGlassSignal, { ...payload, breakGlassId });
+  return { breakGlassId };
 }
 
 export async function cancel(client: Client, ref: AdmissionRef, raw: CancelSignal): Promise<void> {

@@ -11,6 +11,7 @@ const port = z.coerce.number().int().min(1).max(65535);
 const EnvSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   BIRTHGATE_WORKER_DATABASE_URL: z.string().url().optional(),
+  BIRTHGATE_OPERATOR_DATABASE_URL: z.string().url().optional(),
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_CLI: z.string().min(1).optional(),
@@ -40,6 +41,8 @@ export type Config = {
   pgPassword: string;
   workerPassword: string;
   workerDatabaseUrl: string | undefined;
+  /** An operator's login (a member of birthgate_operator) for break-glass; default: the superuser URL. */
+  operatorDatabaseUrl: string | undefined;
   dbName: string;
 };
 
@@ -64,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pgPassword: e.BIRTHGATE_PG_PASSWORD,
     workerPassword: e.BIRTHGATE_WORKER_PASSWORD,
     workerDatabaseUrl: e.BIRTHGATE_WORKER_DATABASE_URL,
+    operatorDatabaseUrl: e.BIRTHGATE_OPERATOR_DATABASE_URL,
     dbName: e.BIRTHGATE_DB_NAME,
   };
 }

@@ -168,7 +168,12 @@ export type AdmissionResult = z.infer<typeof AdmissionResult>;
 export const RetrySignal = z.strictObject({ actor: Actor, reason: Reason.optional() });
 export const CancelSignal = z.strictObject({ actor: Actor, reason: Reason });
 export const RollbackSignal = z.strictObject({ actor: Actor, reason: Reason });
-export const BreakGlassSignal = z.strictObject({ actor: Actor, reason: Reason, approvalId: ApprovalId });
+/**
+ * SECURITY.md: the ledger entry is opened in the database by an operator (fn_break_glass_open, role
+ * birthgate_operator) before this signal is sent; breakGlassId names it. A break-glass without it is
+ * refused by the workflow (the Web UI's signal form cannot break glass on its own).
+ */
+export const BreakGlassSignal = z.strictObject({ actor: Actor, reason: Reason, approvalId: ApprovalId, breakGlassId: DbId.optional() });
 export type RetrySignal = z.infer<typeof RetrySignal>;
 export type CancelSignal = z.infer<typeof CancelSignal>;
 export type RollbackSignal = z.infer<typeof RollbackSignal>;
@@ -186,7 +191,8 @@ export type BlockerKind = z.infer<typeof BlockerKind>;
 /** What break-glass may override. A family without the flag has no gate to pass; a kill switch means stop. */
 export const breakGlassOverridable: readonly BlockerKind[] = ['code_rule', 'block_dim'];
 
-export const Blocker = z.object({ kind: BlockerKind, detail: z.string() });
+/** `hard`: no break-glass admits past it (kill switch, gate_drift and the data-level dims, a dim not computed). */
+export const Blocker = z.object({ kind: BlockerKind, detail: z.string(), hard: z.boolean().optional() });
 export type Blocker = z.infer<typeof Blocker>;
 
 export const PreflightReport = z.object({

@@ -31,10 +31,11 @@ import { verifyStepSql, type VerifyResult } from './verify.ts';
 
 export const GOVERNED_TABLES = [
   'birth_registry', 'dot_tools', 'birth_admission_permit', 'birth_admission_permit_transition',
-  'dot_config', 'meta_catalog', 'birth_drift_baseline', 'birth_break_glass',
+  'dot_config', 'meta_catalog', 'birth_drift_baseline', 'birth_drift_rebaseline', 'birth_break_glass',
+  'birth_admission_family', 'birth_admission_guard', 'birth_admission_entry', 'birth_admission_dim', 'birth_admission_pinned',
 ] as const;
 
-const GOVERNED_FUNCTION = /^(fn_birth|fn_pre_birth_check|fn_permit_|fn_admission_|fn_dt_|fn_dot_tools_permit_gate|fn_family_|fn_drift_|fn_break_glass|gen_code_dot_tools)/;
+const GOVERNED_FUNCTION = /^(fn_birth|fn_pre_birth_check|fn_permit_|fn_admission_|fn_dt_|fn_dot_tools_|fn_family_|fn_drift_|fn_dim_|fn_gate_drift|fn_ddl_ledger|fn_break_glass|gen_code_dot_tools)/;
 
 const fnName = (signature: string) => signature.replace(/\(.*$/, '');
 const tableOfKey = (key: string) => key.split('.')[0]!;

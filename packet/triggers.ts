@@ -1,8 +1,10 @@
-// DESIGN §3: the gate and the finalize are ENABLE ALWAYS (tgenabled = 'A'). With the default 'O',
+// DESIGN §3: the gate, the consume, the row guards, the finalize (and the baselines' append-only guard) are ENABLE ALWAYS (tgenabled = 'A'). With the default 'O',
 // `SET session_replication_role = replica` skips both silently; a runner must not leave them so.
 import type pg from 'pg';
 
-export const GOVERNED_TRIGGER_FUNCTIONS = ['fn_dot_tools_permit_gate', 'fn_dt_finalize'] as const;
+export const GOVERNED_TRIGGER_FUNCTIONS = [
+  'fn_dot_tools_permit_gate', 'fn_dot_tools_permit_consume', 'fn_dot_tools_row_guard', 'fn_dt_finalize', 'fn_drift_baseline_append_only',
+] as const;
 
 export type TriggerState = { table: string; trigger: string; function: string; enabled: string };
 

@@ -22,6 +22,8 @@ export type StackEndpoints = {
   databaseUrl: string;
   /** The least-privilege role the worker connects as. */
   workerDatabaseUrl: string;
+  /** The operator's login for break-glass (a member of birthgate_operator; default: databaseUrl). */
+  operatorDatabaseUrl: string;
   temporalAddress: string;
   namespace: string;
   uiUrl: string | undefined;
@@ -67,6 +69,7 @@ export async function resolveEndpoints(config: Config): Promise<StackEndpoints> 
   return {
     databaseUrl,
     workerDatabaseUrl: config.workerDatabaseUrl ?? workerUrlFrom(databaseUrl, config.workerPassword),
+    operatorDatabaseUrl: config.operatorDatabaseUrl ?? databaseUrl,
     temporalAddress,
     namespace: config.namespace,
     uiUrl: config.temporalUiUrl ?? state?.uiUrl,

@@ -9,13 +9,16 @@ import { readSql } from '../db/sql-files.ts';
 import { WORLD_FIGURES } from '../fixtures/figures.ts';
 import type { FreshDatabase } from './support/db.ts';
 import { applyStepsSql } from './support/packet-sql.ts';
-import { installWorkerRole, issuePermit, newDotCode, rejectsWith, workerUrl, worldDatabase } from './support/packet-world.ts';
+import {
+  installOperatorLogin, installWorkerRole, issuePermit, newDotCode, operatorLogin, operatorUrl, rebaseline, rejectsWith, workerUrl, worldDatabase,
+} from './support/packet-world.ts';
 
-type Preflight = { blockers: Array<{ kind: string; detail: string }>; block_dims: Array<{ dim: string; count: number }>; code_rule_ok: boolean; family_flag: boolean; kill_switch: boolean };
+type Preflight = { blockers: Array<{ kind: string; detail: string; hard: boolean }>; block_dims: Array<{ dim: string; count: number }>; code_rule_ok: boolean; family_flag: boolean; kill_switch: boolean };
 
 describe('admission SQL API beyond the test plan', () => {
   let db: FreshDatabase;
   let worker: pg.Pool;
+  let operator: pg.Pool;
   const preflight = async (code: string, coll = 'dot_tools') =>
     (await worker.query<{ p: Preflight }>('SELECT fn_admission_preflight($1, $2) AS p', [code, coll])).rows[0]!.p;
 
@@ -24,9 +27,12 @@ describe('admission SQL API beyond the test plan', () => {
     await applyStepsSql(db.pool, 99);
     await installWorkerRole(db.pool);
     worker = createPool(workerUrl(db.url), { max: 2, applicationName: 'test-worker' });
+    await installOperatorLogin(db.pool);
+    operator = createPool(operatorUrl(db.url), { max: 1, applicationName: 'test-operator' });
   });
   after(async () => {
     await worker?.end();
+    await operator?.end();
     await db?.dispose();
   });
 
@@ -121,45 +127,64 @@ describe('admission SQL API beyond the test plan', () => {
   test('preflight names every stop-condition: code rule, family flag, kill switch', async () => {
     assert.deepEqual((await preflight('DOT_bad code')).blockers.map((b) => b.kind), ['code_rule']);
     assert.deepEqual((await preflight('sp-x', 'entity_species')).blockers.map((b) => b.kind), ['family_flag_off', 'code_rule']);
-    await db.pool.query(`INSERT INTO dot_config (collection_name, config_key, config_value) VALUES ('dot_tools', 'admission_halted', 'true')`);
+    // The kill switch is an operator's act on the record (fn_admission_halt), and it is hard.
+    await operator.query(`SELECT fn_admission_halt('dot_tools', true, 'op@test', 'incident drill')`);
     try {
-      assert.deepEqual((await preflight(newDotCode('pre-halt'))).blockers.map((b) => b.kind), ['kill_switch']);
+      const halted = (await preflight(newDotCode('pre-halt'))).blockers;
+      assert.deepEqual(halted.map((b) => [b.kind, b.hard]), [['kill_switch', true]]);
     } finally {
-      await db.pool.query(`DELETE FROM dot_config WHERE collection_name = 'dot_tools' AND config_key = 'admission_halted'`);
+      await operator.query(`SELECT fn_admission_halt('dot_tools', false, 'op@test', 'drill over')`);
     }
+    const log = await db.pool.query(`SELECT halted, actor, session_role FROM birth_admission_switch_log ORDER BY switch_id`);
+    assert.deepEqual(log.rows, [
+      { halted: true, actor: 'op@test', session_role: operatorLogin },
+      { halted: false, actor: 'op@test', session_role: operatorLogin },
+    ]);
+    await rejectsWith(worker.query(`SELECT fn_admission_halt('dot_tools', true, 'w', 'x')`), '42501');
   });
 
-  test('a disabled governed trigger is drift: gate_drift blocks birth_admit until restored', async () => {
+  test('a disabled governed trigger is drift: gate_drift blocks birth_admit until restored and rebaselined', async () => {
     assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
     await db.pool.query('ALTER TABLE dot_tools DISABLE TRIGGER trg_permit_gate_dot_tools');
     try {
-      const drift = await db.pool.query<{ kind: string; name: string; drift: string }>('SELECT kind, name, drift FROM v_gate_drift ORDER BY kind');
+      const drift = await db.pool.query<{ kind: string; name: string; drift: string }>('SELECT kind, name, drift FROM v_gate_drift ORDER BY kind, name');
       assert.deepEqual(drift.rows, [
-        { kind: 'trigger', name: 'dot_tools.trg_permit_gate_dot_tools', drift: 'DISABLED' },
-        { kind: 'trigger_set', name: 'dot_tools', drift: 'CHANGED' },
+        { kind: 'ddl', name: 'ALTER TABLE public.dot_tools', drift: 'DDL' },
+        { kind: 'trigger', name: 'public.dot_tools.trg_permit_gate_dot_tools', drift: 'DISABLED' },
+        { kind: 'trigger_set', name: 'public.dot_tools', drift: 'CHANGED' },
       ]);
       const p = await preflight(newDotCode('pre-drift'));
-      assert.deepEqual(p.block_dims.map((d) => [d.dim, d.count]), [['gate_drift', 2]]);
-      await rejectsWith(worker.query(`SELECT * FROM fn_admission_assert_safe('birth_admit')`), 'BG423', /gate_drift=2/);
+      assert.deepEqual(p.block_dims.map((d) => [d.dim, d.count]), [['gate_drift', 3]]);
+      await rejectsWith(worker.query(`SELECT * FROM fn_admission_assert_safe('birth_admit')`), 'BG423', /gate_drift=3/);
       // Re-enabled as an ordinary trigger is still drift: replica mode would skip it (tgenabled 'O', not 'A').
       await db.pool.query('ALTER TABLE dot_tools ENABLE TRIGGER trg_permit_gate_dot_tools');
-      const o = await db.pool.query<{ drift: string }>('SELECT drift FROM fn_drift_check()');
-      assert.deepEqual(o.rows, [{ drift: 'CHANGED' }]);
+      const o = await db.pool.query<{ kind: string; drift: string }>(`SELECT kind, drift FROM fn_drift_check() WHERE kind <> 'ddl'`);
+      assert.deepEqual(o.rows, [{ kind: 'trigger_set', drift: 'CHANGED' }]);
     } finally {
       await db.pool.query('ALTER TABLE dot_tools ENABLE ALWAYS TRIGGER trg_permit_gate_dot_tools');
     }
+    // Restored, the catalog matches again — but the DDL stays on the record until an owner accepts it.
+    const left = await db.pool.query<{ kind: string }>('SELECT DISTINCT kind FROM fn_drift_check()');
+    assert.deepEqual(left.rows, [{ kind: 'ddl' }]);
+    assert.equal(await rebaseline(operator, 'drill: trigger disabled and restored'), 0);
     assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
   });
 
-  test('a swapped governed function body is drift', async () => {
+  test('a swapped governed function body is drift, and stays loud after it is restored', async () => {
     const def = (await db.pool.query<{ d: string }>(`SELECT pg_get_functiondef('fn_dt_finalize'::regproc) AS d`)).rows[0]!.d;
     await db.pool.query(def.replace("'finalized at commit, birth %s'", "'finalised at commit, birth %s'"));
     try {
-      const d = await db.pool.query('SELECT kind, name, drift FROM fn_drift_check()');
-      assert.deepEqual(d.rows, [{ kind: 'function', name: 'fn_dt_finalize()', drift: 'CHANGED' }]);
+      const d = await db.pool.query(`SELECT kind, name, drift FROM fn_drift_check() WHERE kind = 'function'`);
+      assert.deepEqual(d.rows, [{ kind: 'function', name: 'public.fn_dt_finalize()', drift: 'CHANGED' }]);
     } finally {
       await db.pool.query(def);
     }
+    const d = await db.pool.query(`SELECT kind, name, drift FROM fn_drift_check() ORDER BY name`);
+    assert.deepEqual(d.rows, [
+      { kind: 'ddl', name: 'CREATE FUNCTION public.fn_dt_finalize()', drift: 'DDL' },
+      { kind: 'ddl', name: 'CREATE FUNCTION public.fn_dt_finalize()', drift: 'DDL' },
+    ]);
+    assert.equal(await rebaseline(operator, 'drill: body swapped and restored'), 0);
     assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
   });
 
@@ -179,28 +204,29 @@ describe('admission SQL API beyond the test plan', () => {
     assert.equal(s.rowCount, 1);
   });
 
-  test('break-glass admits a code outside the family rule, only in its own transaction', async () => {
+  test('break-glass is an operator act on a parked permit: it admits a code outside the family rule, once', async () => {
     const code = 'DOT_LEGACY_7';
-    const permitId = await issuePermit(worker, code);
-    await rejectsWith(worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [permitId]), 'BG403', /family code rule/);
-    // A break-glass committed earlier does not admit a later insert (it is bound to its txid).
-    await worker.query(`SELECT fn_break_glass_open($1, 'dot_tools', 'op@test', 'earlier', 'APR-0', $2, NULL)`, [code, permitId]);
-    await rejectsWith(worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [permitId]), 'BG403', /family code rule/);
-    const c = await worker.connect();
-    try {
-      await c.query('BEGIN');
-      const bg = await c.query(`SELECT (fn_break_glass_open($1, 'dot_tools', 'op@test', 'legacy code, ticket OPS-9', 'APR-9', $2, 'wf:x')).break_glass_id AS id`, [code, permitId]);
-      await c.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [permitId]);
-      await c.query('COMMIT');
-      const p = await db.pool.query(`SELECT state, break_glass, break_glass_id FROM birth_admission_permit WHERE permit_id = $1`, [permitId]);
-      assert.deepEqual(p.rows[0], { state: 'FINALIZED', break_glass: true, break_glass_id: bg.rows[0].id });
-    } finally {
-      c.release();
-    }
+    const key = `wf:dot_tools:${code}`;
+    const requested = (await worker.query(`SELECT permit_id FROM fn_permit_request($1, $2, 'dot_tools', 600, 'wf', 'wf:x', 'run-1')`, [key, code])).rows[0].permit_id;
+    // The worker cannot open the ledger entry, whatever approval it makes up.
+    await rejectsWith(worker.query(`SELECT fn_break_glass_open($1, 'dot_tools', 'op@test', 'made up', 'APR-0', $2, NULL)`, [code, requested]), '42501');
+    const bg = (await operator.query(`SELECT (fn_break_glass_open($1, 'dot_tools', 'op@test', 'legacy code, ticket OPS-9', 'APR-9', $2, NULL)).*`, [code, requested])).rows[0];
+    assert.equal(bg.opened_by, operatorLogin, 'who really opened it');
+    assert.equal(bg.workflow_id, 'wf:x', 'the stuck birth it is bound to');
+    assert.deepEqual(bg.blockers.map((b: { kind: string }) => b.kind), ['code_rule'], 'the blockers it was opened against');
+    await rejectsWith(operator.query(`SELECT fn_break_glass_open($1, 'dot_tools', 'op@test', 'second', 'APR-10', $2, NULL)`, [code, requested]), 'BG409', /already has break-glass entry/);
+    const permitId = (await worker.query(`SELECT permit_id, state FROM fn_permit_issue($1, $2, 'dot_tools', 600, 'wf', 'wf:x', 'run-1')`, [key, code])).rows[0].permit_id;
+    assert.equal(permitId, requested);
+    await worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [permitId]);
+    const p = await db.pool.query(`SELECT state, break_glass, break_glass_id FROM birth_admission_permit WHERE permit_id = $1`, [permitId]);
+    assert.deepEqual(p.rows[0], { state: 'FINALIZED', break_glass: true, break_glass_id: bg.break_glass_id });
     const b = await db.pool.query(`SELECT jsonb_profile -> 'admission' ->> 'break_glass' AS bg FROM birth_registry WHERE entity_code = $1`, [code]);
     assert.deepEqual(b.rows, [{ bg: 'true' }]);
     const row = await db.pool.query(`SELECT name, created_by FROM dot_tools WHERE code = $1`, [code]);
     assert.deepEqual(row.rows, [{ name: code, created_by: 'birthgate_worker' }], 'name defaults to the code; the caller is recorded');
+    // The entry exempted that permit only: another permit for another out-of-rule code is refused.
+    const other = await issuePermit(worker, 'DOT_LEGACY_8');
+    await rejectsWith(worker.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{}')`, [other]), 'BG403', /family code rule/);
   });
 
   test('admission rollback removes the row and retires the birth, idempotently', async () => {

@@ -101,8 +101,8 @@ describe('bad input never reaches the ledger', () => {
     const code = `Tool_${randomInt(1e8, 1e9)}`;
     await admit({ code, fields: { name: code } });
     await eventually(async () => ((await status(h.client, { code })).state?.stage === 'BLOCKED' ? true : undefined), 'BLOCKED');
-    await assert.rejects(breakGlass(h.client, { code }, { actor: '', reason: 'r', approvalId: 'A-1' }), /actor must not be empty/);
-    await assert.rejects(breakGlass(h.client, { code }, { actor: 'a', reason: 'r' } as never), /approvalId: approval id is required/);
+    await assert.rejects(breakGlass(h.client, h.db.pool, { code }, { actor: '', reason: 'r', approvalId: 'A-1' }), /actor must not be empty/);
+    await assert.rejects(breakGlass(h.client, h.db.pool, { code }, { actor: 'a', reason: 'r' } as never), /approvalId: approval id is required/);
 
     // The same payload sent around the client: recorded as refused, the birth stays stuck.
     await h.client.workflow.getHandle(admissionWorkflowId('dot_tools', code)).signal(breakGlassSignal, { actor: 'a', reason: 'r' } as never);

@@ -36,7 +36,7 @@ describe('admission histories replay deterministically', () => {
     const glass = stuckCode(); // stuck → break-glass → born
     await admit(glass);
     await blocked(glass);
-    await breakGlass(h.client, { code: glass }, { ...op, approvalId: 'REPLAY-1' });
+    await breakGlass(h.client, h.db.pool, { code: glass }, { ...op, approvalId: 'REPLAY-1' });
     ids.push((await admit(glass, true)).workflowId);
 
     const retried = stuckCode(); // stuck → retry (still stuck) → cancel

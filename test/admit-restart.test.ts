@@ -121,7 +121,7 @@ test('a stuck birth survives a restart and is admitted by break-glass afterwards
   const s = await withClient((c) => status(c, { code }));
   assert.equal(s.status, 'RUNNING');
   assert.equal(s.state?.stage, 'BLOCKED');
-  await withClient((c) => breakGlass(c, { code }, { actor: 'ops@restart.test', reason: 'restart drill', approvalId: 'CHG-7' }));
+  await withClient((c) => breakGlass(c, db.pool, { code }, { actor: 'ops@restart.test', reason: 'restart drill', approvalId: 'CHG-7' }));
   const result = await withClient((c) => c.workflow.getHandle(admissionWorkflowId('dot_tools', code)).result());
   assert.equal(result.stage, 'FINALIZED');
   assert.equal(result.breakGlass, true);

@@ -7,7 +7,9 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { AdmissionActivities } from '../activities/index.ts';
 import type { Blocker, PermitView } from '../contracts/admission.ts';
-import { admitByCode, breakGlass, cancel, listStuck, retry, rollback, status } from '../client/admissions.ts';
+import { admitByCode, cancel, listStuck, retry, rollback, status } from '../client/admissions.ts';
+import { admissionWorkflowId } from '../contracts/admission.ts';
+import { breakGlassSignal } from '../workflows/messages.ts';
 import { PermitId } from '../contracts/search-attributes.ts';
 import { eventually, type RunningWorker, startMockWorker, temporalClient, uniqueTaskQueue } from './support/temporal.ts';
 
@@ -128,7 +130,13 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       assert.equal((await handle.describe()).typedSearchAttributes.get(PermitId), '1');
       const meta = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
       assert.match(meta.currentDetails ?? '', /Permit 1 \(REQUESTED\)/);
-      await breakGlass(t.client, { code: c }, { ...op, approvalId: 'APPR-9' });
+      // A break-glass that names no ledger entry (the Web UI's bare signal) is refused and recorded;
+      // the one that names the operator's entry is acted on.
+      const h = t.client.workflow.getHandle(admissionWorkflowId('dot_tools', c));
+      await h.signal(breakGlassSignal, { ...op, approvalId: 'APPR-8' });
+      await eventually(async () => ((await status(t.client, { code: c })).state?.decisions.length === 1 ? true : undefined), 'bare break-glass settled');
+      assert.deepEqual((await status(t.client, { code: c })).state?.decisions.map((d) => [d.kind, d.accepted]), [['breakGlass', false]]);
+      await h.signal(breakGlassSignal, { ...op, approvalId: 'APPR-9', breakGlassId: '7' });
       const { result } = await admitByCode(t.client, { code: c }, { taskQueue, wait: true });
       assert.equal(result?.breakGlass, true);
       assert.equal(result?.breakGlassId, '7');
@@ -144,7 +152,7 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       // Parked first: signals that reach the workflow in its very first activation are dispatched in
       // handler-registration order (the SDK's buffered signals), not in the order they were sent.
       await eventually(async () => ((await status(t.client, { code: c })).state?.stage === 'BLOCKED' ? true : undefined), 'BLOCKED');
-      await breakGlass(t.client, { code: c }, { ...op, approvalId: 'APPR-1' });
+      await t.client.workflow.getHandle(admissionWorkflowId('dot_tools', c)).signal(breakGlassSignal, { ...op, approvalId: 'APPR-1', breakGlassId: '1' });
       await retry(t.client, { code: c }, { actor: 'op@test' });
       const s = await eventually(async () => {
         const st = (await status(t.client, { code: c })).state;

@@ -9,6 +9,7 @@ import { admitByCode, breakGlass, cancel, listStuck, retry, rollback, status } f
 import { admissionWorkflowId } from '../contracts/admission.ts';
 import { BirthStage, EntityCode, PermitId } from '../contracts/search-attributes.ts';
 import { admissionHarness, type AdmissionHarness, freshCode, written } from './support/admission-harness.ts';
+import { rebaseline } from './support/packet-world.ts';
 import { runCli } from './support/cli.ts';
 import { testEnv } from './support/env.ts';
 import { eventually } from './support/temporal.ts';
@@ -136,7 +137,7 @@ describe('dotBirthAdmit on the real stack', () => {
     const inView = await h.db.pool.query('SELECT state FROM v_permit_stuck WHERE permit_id = $1', [permitId]);
     assert.deepEqual(inView.rows, [{ state: 'REQUESTED' }]);
 
-    await breakGlass(h.client, { code }, { ...operator, approvalId: 'APPROVAL-7' });
+    await breakGlass(h.client, h.db.pool, { code }, { ...operator, approvalId: 'APPROVAL-7' });
     const { result } = await admit(code);
     assert.equal(result?.breakGlass, true);
     assert.equal(result?.permitId, permitId, 'the requested permit is the one reserved and used');
@@ -146,9 +147,11 @@ describe('dotBirthAdmit on the real stack', () => {
     assert.equal(w.breakGlass, 1);
     assert.deepEqual(w.permits.map((p) => [p.permit_id, p.state, p.break_glass]), [[permitId, 'FINALIZED', true]]);
     assert.deepEqual(await permitTransitions(h.db.pool, permitId),
-      [[null, 'REQUESTED'], ['REQUESTED', 'RESERVED'], ['RESERVED', 'CONSUMED'], ['CONSUMED', 'FINALIZED']]);
-    const ledger = await h.db.pool.query('SELECT actor, reason, approval_id FROM birth_break_glass WHERE entity_code = $1', [code]);
-    assert.deepEqual(ledger.rows[0], { actor: operator.actor, reason: operator.reason, approval_id: 'APPROVAL-7' });
+      [[null, 'REQUESTED'], ['REQUESTED', 'REQUESTED'], ['REQUESTED', 'RESERVED'], ['RESERVED', 'CONSUMED'], ['CONSUMED', 'FINALIZED']],
+      'the break-glass is on the permit\'s record (REQUESTED → REQUESTED, opened while parked)');
+    const ledger = await h.db.pool.query('SELECT actor, reason, approval_id, opened_by, permit_id FROM birth_break_glass WHERE entity_code = $1', [code]);
+    const { rows: [me] } = await h.db.pool.query<{ u: string }>('SELECT session_user AS u');
+    assert.deepEqual(ledger.rows[0], { actor: operator.actor, reason: operator.reason, approval_id: 'APPROVAL-7', opened_by: me!.u, permit_id: permitId });
   });
 
   test('cancel of another stuck birth: its permit ends CANCELLED, nothing written, the admission ends CANCELLED', async () => {
@@ -191,7 +194,15 @@ describe('dotBirthAdmit on the real stack', () => {
     } finally {
       await h.db.pool.query('ALTER TABLE dot_tools ENABLE TRIGGER trg_audit_dot_tools');
     }
+    // Repaired, the DDL stays on the record: the admission stays parked until an owner accepts it.
     await retry(h.client, { code }, { actor: operator.actor, reason: 'drift repaired' });
+    const still = await eventually(async () => {
+      const s = (await status(h.client, { code })).state;
+      return s?.decisions.length === 1 && s.stage === 'BLOCKED' ? s : undefined;
+    }, 'retry settled, still BLOCKED');
+    assert.match(still.blockers[0]!.detail, /gate_drift=\d+: DDL ddl ALTER TABLE public\.dot_tools/);
+    assert.equal(await rebaseline(h.db.pool, 'trg_audit_dot_tools disabled and restored (test)'), 0);
+    await retry(h.client, { code }, { actor: operator.actor, reason: 'drift accepted by the owner' });
     const { result } = await admit(code);
     assert.equal(result?.breakGlass, false);
     assert.equal((await written(h.db.pool, code)).births.length, 1);

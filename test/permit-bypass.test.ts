@@ -167,13 +167,19 @@ describe('permit bypass attempts are refused', () => {
     assert.deepEqual(await admissionState(db.pool), before);
   });
 
-  test('a row that vanishes before commit fails finalize and returns the permit to RESERVED', async () => {
+  test('a row admitted in a transaction cannot be deleted before commit; if it vanishes anyway, finalize fails closed', async () => {
     const code = newDotCode('bypass-vanish');
     const permitId = await issuePermit(worker, code);
     const before = await admissionState(db.pool);
     const c = await db.pool.connect();
     try {
       await c.query('BEGIN');
+      await c.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{"name":"vanish"}')`, [permitId]);
+      await rejectsWith(c.query(`DELETE FROM dot_tools WHERE code = $1`, [code]), 'BG403', /admitted in this transaction/);
+      await c.query('ROLLBACK');
+      // A superuser who switches the row guard off inside the transaction still cannot commit it.
+      await c.query('BEGIN');
+      await c.query('ALTER TABLE dot_tools DISABLE TRIGGER trg_permit_guard_delete_dot_tools');
       await c.query(`SELECT * FROM fn_admission_insert_dot_tools($1, '{"name":"vanish"}')`, [permitId]);
       await c.query(`DELETE FROM dot_tools WHERE code = $1`, [code]);
       await rejectsWith(c.query('COMMIT'), 'BG403', /vanished before commit/);

@@ -86,7 +86,12 @@ describe('bad input into every function: a clear error, no partial state', () =>
       params: ['', 'actor', 'reason'],
     },
     { name: 'fn_admission_assert_safe', sql: 'SELECT * FROM fn_admission_assert_safe($1)', valid: () => ['birth_admit'], params: ['action'] },
-    { name: 'fn_drift_capture_baseline', sql: 'SELECT fn_drift_capture_baseline($1)', valid: () => ['x'], params: ['baseline_set'] },
+    {
+      name: 'fn_drift_capture_baseline',
+      sql: 'SELECT fn_drift_capture_baseline($1, $2, $3, $4)',
+      valid: () => [`input-${process.pid}`, 'owner', 'accepted change', 'APR-1'],
+      params: ['baseline_set', 'actor', 'reason', 'approval_id'],
+    },
   ];
 
   for (const fn of fns) {
@@ -153,9 +158,18 @@ describe('bad input into every function: a clear error, no partial state', () =>
     await rejectsWith(db.pool.query(`SELECT fn_break_glass_open('dot-other-9', 'dot_tools', 'op', 'r', 'A', $1, NULL)`, [permitId]), 'BG409', /not for the break-glass target/);
     await rejectsWith(db.pool.query(`SELECT fn_break_glass_open($1, 'dot_tools', 'op', $2, 'A', $3, NULL)`, [code, 'r'.repeat(2001), permitId]), 'BG400', /reason is too long/);
     await rejectsWith(db.pool.query(`SELECT fn_birth_retire('NO-SUCH-1', 'kb_articles', 'op', 'r')`), 'BG400', /no birth of NO-SUCH-1/);
-    // A birth whose row still exists is no phantom: fn_retire_gate_check refuses, the status stays.
+    // A birth whose row still exists is no phantom: the retire gate refuses, the status stays. The
+    // check reads the family with birthgate_owner's rights: without SELECT on it the retire refuses
+    // (fail closed) rather than guess.
     const live = await db.pool.query(`SELECT entity_code FROM birth_registry WHERE collection_name = 'kb_articles' ORDER BY id LIMIT 1`);
-    await rejectsWith(db.pool.query(`SELECT fn_birth_retire($1, 'kb_articles', 'op', 'r')`, [live.rows[0].entity_code]), 'BG428', /row_absent/);
+    await rejectsWith(db.pool.query(`SELECT fn_birth_retire($1, 'kb_articles', 'op', 'r')`, [live.rows[0].entity_code]), 'BG428',
+      /birthgate_owner cannot read kb_articles to prove the row is gone/);
+    await db.pool.query('GRANT SELECT ON kb_articles TO birthgate_owner');
+    try {
+      await rejectsWith(db.pool.query(`SELECT fn_birth_retire($1, 'kb_articles', 'op', 'r')`, [live.rows[0].entity_code]), 'BG428', /row_absent/);
+    } finally {
+      await db.pool.query('REVOKE SELECT ON kb_articles FROM birthgate_owner');
+    }
     assert.deepEqual(await snapshot(), before);
   });
 

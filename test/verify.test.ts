@@ -33,6 +33,7 @@ async function verify(args: string[]): Promise<{ code: number; out: string; err:
     endpoints: async () => ({
       databaseUrl: db.url,
       workerDatabaseUrl: db.url,
+      operatorDatabaseUrl: db.url,
       temporalAddress: 'unused:7233',
       namespace: 'default',
       uiUrl: undefined,

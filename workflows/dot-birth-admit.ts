@@ -22,7 +22,7 @@
 // wait get their answer at once and no workflow lingers per birth). A later rollback is the separate
 // small workflow dotBirthRollback, which the client starts with the finalized permit id; a rollback
 // signal while the admission still runs is handled here.
-import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import {
   AdmissionInput,
   type AdmissionRequest,
@@ -102,7 +102,10 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
         collection: input.collection,
         code: input.code,
         fields: input.fields,
-        breakGlass: breakGlass && { actor: breakGlass.actor, reason: breakGlass.reason, approvalId: breakGlass.approvalId, workflowId },
+        breakGlass: breakGlass && {
+          actor: breakGlass.actor, reason: breakGlass.reason, approvalId: breakGlass.approvalId, workflowId,
+          breakGlassId: breakGlass.breakGlassId ?? null,
+        },
       }),
     );
     record.inserted(row.rowId, row.breakGlassId);
@@ -180,7 +183,13 @@ async function awaitOperator(
       inbox.settle(decision, true, 'preflight re-run');
       return decision;
     }
-    const hard = record.state.blockers.filter((b) => !breakGlassOverridable.includes(b.kind));
+    // SECURITY.md: break-glass is an operator's act in the database first (fn_break_glass_open, which
+    // only birthgate_operator may call); a signal that names no ledger entry is refused here.
+    if (patched('break-glass-needs-ledger-entry') && !decision.breakGlassId) {
+      inbox.settle(decision, false, 'break-glass needs its ledger entry: an operator opens it with `birthgate break-glass` (fn_break_glass_open)');
+      continue;
+    }
+    const hard = record.state.blockers.filter((b) => b.hard === true || !breakGlassOverridable.includes(b.kind));
     if (hard.length > 0) {
       inbox.settle(decision, false, `break-glass cannot override ${hard.map((b) => b.kind).join(', ')}`);
       continue;

@@ -14,6 +14,7 @@ import {
   status,
 } from '../../client/admissions.ts';
 import { DEFAULT_COLLECTION } from '../../contracts/admission.ts';
+import { createPool } from '../../db/pool.ts';
 import { UsageError, type CliContext, type Command } from '../command.ts';
 
 type Options = Record<string, { type: 'boolean' | 'string'; multiple?: boolean }>;
@@ -171,14 +172,27 @@ export const commands: Command[] = [
       for (const required of ['actor', 'reason', 'approval']) {
         if (!str(values[required])) throw new UsageError(`--${required} is required`);
       }
+      // SECURITY.md: the ledger entry is opened with the operator's own database login
+      // (BIRTHGATE_OPERATOR_DATABASE_URL; on the embedded stack the superuser URL), then signalled.
+      const { operatorDatabaseUrl } = await ctx.endpoints();
       return withClient(ctx, async (client) => {
-        await breakGlass(client, { code: positionals[0]!, collection: str(values.collection) }, {
-          actor: str(values.actor)!,
-          reason: str(values.reason)!,
-          approvalId: str(values.approval)!,
-        });
-        ctx.out(`break-glass sent to ${positionals[0]} (approval ${str(values.approval)})`);
-        return 0;
+        const db = createPool(operatorDatabaseUrl, { max: 1, applicationName: 'birthgate-break-glass' });
+        try {
+          const { breakGlassId } = await breakGlass(client, db, { code: positionals[0]!, collection: str(values.collection) }, {
+            actor: str(values.actor)!,
+            reason: str(values.reason)!,
+            approvalId: str(values.approval)!,
+          });
+          ctx.out(`break-glass entry ${breakGlassId} opened and sent to ${positionals[0]} (approval ${str(values.approval)})`);
+          return 0;
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          // The database refused the operator's act: refused input, nothing changed.
+          if (code && /^BG4/.test(code)) throw new UsageError(`break-glass refused (${code}): ${(err as Error).message}`);
+          throw err;
+        } finally {
+          await db.end();
+        }
       });
     },
   },

@@ -2,7 +2,7 @@
 -- packet runner, the rehearsal and the rollback tests compare before and after. It covers what the
 -- apply packet may touch — function bodies and OIDs (OID-stable patches must keep them), constraints,
 -- indexes, the trigger sets with tgenabled (ENABLE ALWAYS is part of the state), tables and their
--- columns, views, event triggers — plus the few row counts the rehearsal proves unchanged
+-- columns, views, event triggers, owners and privileges (normalised) — plus the few row counts the rehearsal proves unchanged
 -- (birth_registry rows, dot_tools rows and unborn, permit table absence).
 -- Schema public only; names sorted so equal states give byte-equal jsonb.
 WITH fns AS (
@@ -43,6 +43,19 @@ WITH fns AS (
   SELECT coalesce(jsonb_object_agg(e.evtname, jsonb_build_object('event', e.evtevent, 'enabled', e.evtenabled,
            'function', e.evtfoid::regproc::text)), '{}'::jsonb) AS j
   FROM pg_event_trigger e
+), acls AS (
+  -- Owners and privileges, normalised: a NULL ACL is its default, and the grants are compared as a
+  -- sorted set (grantee:privilege:grantable), so a grant revoked again compares equal to the entry.
+  SELECT jsonb_build_object(
+    'schema', (SELECT format('%s|%s', pg_get_userbyid(n.nspowner), (SELECT string_agg(z.g, ',' ORDER BY z.g) FROM (SELECT format('%s:%s:%s', CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable) AS g FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) x) z))
+                 FROM pg_namespace n WHERE n.nspname = 'public'),
+    'relations', (SELECT jsonb_object_agg(c.relname, format('%s|%s', pg_get_userbyid(c.relowner), (SELECT string_agg(z.g, ',' ORDER BY z.g) FROM (SELECT format('%s:%s:%s', CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable) AS g FROM aclexplode(coalesce(c.relacl, acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))) x) z)))
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')),
+    'functions', (SELECT jsonb_object_agg(p.oid::regprocedure::text, format('%s|%s', pg_get_userbyid(p.proowner), (SELECT string_agg(z.g, ',' ORDER BY z.g) FROM (SELECT format('%s:%s:%s', CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END, x.privilege_type, x.is_grantable) AS g FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) x) z)))
+                    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                   WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p'))
+  ) AS j
 ), counts AS (
   -- Row counts through query_to_xml so the probe stays one statement even when a table is absent.
   SELECT jsonb_object_agg(t.name, CASE WHEN to_regclass(format('public.%I', t.name)) IS NULL THEN NULL ELSE
@@ -65,8 +78,9 @@ SELECT jsonb_build_object(
   'birth_trigger_bindings', births.n,
   'relations', coalesce(tbl.j, '{}'::jsonb),
   'event_triggers', evt.j,
+  'acls', acls.j,
   'permit_table_present', to_regclass('public.birth_admission_permit') IS NOT NULL,
   'row_counts', counts.j,
   'dot_tools_unborn', unborn.n
 ) AS fingerprint
-FROM fns, cons, idx, trg, births, tbl, evt, counts, unborn;
+FROM fns, cons, idx, trg, births, tbl, evt, acls, counts, unborn;

@@ -40,11 +40,20 @@ DO $$
 DECLARE
   v_fn text;
   v_rel text;
+  v_guarded boolean;
 BEGIN
   EXECUTE format('GRANT CONNECT ON DATABASE %I TO birthgate_worker', current_database());
   GRANT USAGE ON SCHEMA public TO birthgate_worker;
 
-  -- The admission API (CONTRACT.md "Functions"): EXECUTE only; each is SECURITY DEFINER.
+  -- The admission API (CONTRACT.md "Functions"): EXECUTE only. Not granted, on purpose (SECURITY.md):
+  -- fn_break_glass_open, fn_birth_retire and fn_admission_halt are birthgate_operator's; a re-run takes
+  -- them back from a worker an earlier version of this file gave them to.
+  FOREACH v_fn IN ARRAY ARRAY['fn_break_glass_open(text,text,text,text,text,bigint,text)',
+                              'fn_birth_retire(text,text,text,text)', 'fn_admission_halt(text,boolean,text,text)'] LOOP
+    IF to_regprocedure('public.' || v_fn) IS NOT NULL THEN
+      EXECUTE format('REVOKE ALL ON FUNCTION public.%s FROM birthgate_worker', v_fn);
+    END IF;
+  END LOOP;
   FOREACH v_fn IN ARRAY ARRAY[
     'fn_permit_request(text,text,text,integer,text,text,text)',
     'fn_permit_issue(text,text,text,integer,text,text,text)',
@@ -52,12 +61,14 @@ BEGIN
     'fn_permit_expire_due(text)',
     'fn_admission_state(bigint)',
     'fn_admission_insert_dot_tools(bigint,jsonb)',
-    'fn_break_glass_open(text,text,text,text,text,bigint,text)',
-    'fn_birth_retire(text,text,text,text)',
+    'fn_admission_insert_permit(bigint)',
     'fn_drift_check()',
+    'fn_drift_tick()',
     'fn_admission_assert_safe(text)',
     'fn_admission_preflight(text,text)',
-    'fn_admission_rollback(bigint,text,text)'
+    'fn_admission_rollback(bigint,text,text)',
+    'fn_admission_rollback_authorize(bigint,text,text)',
+    'fn_admission_rollback_complete(bigint,text,text)'
   ] LOOP
     IF to_regprocedure('public.' || v_fn) IS NOT NULL THEN
       EXECUTE format('GRANT EXECUTE ON FUNCTION public.%s TO birthgate_worker', v_fn);
@@ -65,8 +76,7 @@ BEGIN
   END LOOP;
 
   -- The read-only views: permits (KB-7D57 step 12) and the BLOCK dims the preflight reads.
-  FOREACH v_rel IN ARRAY ARRAY['v_permit_active', 'v_permit_stuck', 'v_permit_summary',
-                               'v_birth_code_rule_coverage', 'v_gate_drift'] LOOP
+  FOREACH v_rel IN ARRAY ARRAY['v_permit_active', 'v_permit_stuck', 'v_permit_summary', 'v_gate_drift'] LOOP
     IF to_regclass('public.' || v_rel) IS NOT NULL THEN
       EXECUTE format('GRANT SELECT ON public.%I TO birthgate_worker', v_rel);
     END IF;
@@ -80,14 +90,26 @@ BEGIN
   -- INSERT only while the permit gate and the deferred finalize guard the table (KB-7D57 steps 9/10,
   -- both ENABLE ALWAYS): on a packet applied part of the way the worker cannot insert at all, rather
   -- than birth a row without a permit.
+  -- DELETE too, for the admission's own rollback (fn_admission_rollback deletes with the caller's rights
+  -- so that the estate's DELETE triggers never run as birthgate_owner); the row guard refuses any other
+  -- delete of a governed row by this role.
   IF to_regclass('public.dot_tools') IS NOT NULL THEN
     GRANT SELECT ON public.dot_tools TO birthgate_worker;
-    IF (SELECT count(*) FROM pg_trigger
-         WHERE tgrelid = 'public.dot_tools'::regclass AND tgenabled = 'A'
-           AND tgname IN ('trg_permit_gate_dot_tools', 'trg_dt_finalize')) = 2 THEN
-      GRANT INSERT ON public.dot_tools TO birthgate_worker;
+    v_guarded := (SELECT count(*) FROM pg_trigger
+                   WHERE tgrelid = 'public.dot_tools'::regclass AND tgenabled = 'A'
+                     AND tgname IN ('trg_permit_gate_dot_tools', 'trg_permit_consume_dot_tools', 'trg_dt_finalize',
+                                    'trg_permit_guard_dot_tools', 'trg_permit_guard_delete_dot_tools')) = 5;
+    IF v_guarded AND to_regclass('public.birth_admission_family') IS NOT NULL THEN
+      -- dynamic: the family table does not exist on a packet applied only part of the way
+      EXECUTE $q$SELECT EXISTS (SELECT 1 FROM public.birth_admission_family f
+                                 WHERE f.collection_name = 'dot_tools' AND f.required)$q$ INTO v_guarded;
     ELSE
-      REVOKE INSERT ON public.dot_tools FROM birthgate_worker;
+      v_guarded := false;
+    END IF;
+    IF v_guarded THEN
+      GRANT INSERT, DELETE ON public.dot_tools TO birthgate_worker;
+    ELSE
+      REVOKE INSERT, DELETE ON public.dot_tools FROM birthgate_worker;
     END IF;
   END IF;
   GRANT SELECT ON public.meta_catalog, public.dot_config TO birthgate_worker;
@@ -108,5 +130,15 @@ BEGIN
   LOOP
     EXECUTE format('REVOKE ALL ON SEQUENCE %s FROM birthgate_worker', v_rel);
   END LOOP;
+END
+$$;
+
+-- The grants above are governed state (ACLs are fingerprinted): record them as a logged baseline set
+-- so the drift watch does not take the worker's own rights for drift.
+DO $$
+BEGIN
+  IF to_regprocedure('public.fn_drift_capture_step(text)') IS NOT NULL THEN
+    PERFORM public.fn_drift_capture_step('roles/birthgate_worker');
+  END IF;
 END
 $$;

@@ -37,6 +37,45 @@ export async function installWorkerRole(pool: pg.Pool, password = workerPassword
   }
 }
 
+export const operatorPassword = 'birthgate-operator-test-pw';
+export const operatorLogin = 'birthgate_test_operator';
+
+/**
+ * A human operator's login for tests: LOGIN, a member of birthgate_operator (the packet's step 1
+ * creates that group role), nothing else. Cluster-global like the worker, created once.
+ */
+export async function installOperatorLogin(pool: pg.Pool): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE');
+    const exists = await c.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [operatorLogin]);
+    if (exists.rowCount === 0) {
+      await c.query(`CREATE ROLE ${operatorLogin} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${operatorPassword}'`);
+    }
+    await c.query(`GRANT birthgate_operator TO ${operatorLogin}`);
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    c.release();
+  }
+}
+
+export function operatorUrl(superUrl: string): string {
+  const u = new URL(superUrl);
+  u.username = operatorLogin;
+  u.password = operatorPassword;
+  return u.toString();
+}
+
+/** Accept the current catalog as the drift baseline (an owner-approved rebaseline) and refresh the guard. */
+export async function rebaseline(q: Pick<pg.Pool, 'query'>, reason = 'test: accepted change'): Promise<number> {
+  const r = await q.query<{ remaining_findings: number }>(`SELECT remaining_findings FROM fn_drift_rebaseline('test-owner', $1, 'TEST-REBASELINE')`, [reason]);
+  return r.rows[0]!.remaining_findings;
+}
+
 export function workerUrl(superUrl: string, password = workerPassword): string {
   const u = new URL(superUrl);
   u.username = 'birthgate_worker';

@@ -4,79 +4,197 @@
 -- (even after SET CONSTRAINTS … IMMEDIATE) returns the permit to RESERVED and FINALIZED means
 -- "finalized in a committed transaction" (DESIGN §3).
 
--- KB-3A66 §7: mark the existing birth row finalized, never insert a second birth; CONSUMED →
--- FINALIZED; a vanished row fails finalize (the RAISE aborts the commit, so the permit stays RESERVED).
-CREATE FUNCTION fn_dt_finalize()
-RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = public, pg_temp
+-- SECURITY.md: birthgate_owner writes one estate table, birth_registry (finalize marks and re-births,
+-- retire sets the status). An estate-owned trigger, rule, policy or expression on it would run with
+-- birthgate_owner's rights during that write, so before writing: lock the table against DDL (ROW
+-- EXCLUSIVE conflicts with CREATE TRIGGER/RULE/POLICY/INDEX and ALTER TABLE), then refuse unless it is
+-- a plain table whose every trigger function belongs to a trusted role (birthgate_owner or a
+-- superuser) and whose indexes, constraints, defaults and column types call nothing outside pg_catalog.
+CREATE FUNCTION public.fn_admission_estate_write_check(p_relation regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $$
 DECLARE
-  v birth_admission_permit;
-  v_code text;
-  v_birth_id bigint;
+  v_why text;
 BEGIN
-  SELECT * INTO v FROM birth_admission_permit
-   WHERE collection_name = TG_TABLE_NAME AND row_id = NEW.id AND state = 'CONSUMED'
+  EXECUTE format('LOCK TABLE %s IN ROW EXCLUSIVE MODE', p_relation);
+  SELECT CASE
+      WHEN c.relkind <> 'r' THEN format('relkind %s', c.relkind)
+      WHEN c.relhasrules THEN 'it has rules'
+      WHEN c.relrowsecurity THEN 'row level security is enabled'
+      WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                     JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+                     JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+                    WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
+                      AND NOT (r.rolsuper OR r.rolname = 'birthgate_owner')) THEN 'a trigger runs a function of an untrusted owner'
+      WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                      AND ty.typnamespace <> 'pg_catalog'::regnamespace) THEN 'a column has a user-defined type'
+      WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass)
+                      AND ((d.classid = 'pg_catalog.pg_class'::regclass
+                            AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid))
+                        OR (d.classid = 'pg_catalog.pg_constraint'::regclass
+                            AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid))
+                        OR (d.classid = 'pg_catalog.pg_attrdef'::regclass
+                            AND d.objid IN (SELECT ad.oid FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid = c.oid)))
+                      AND coalesce((SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = d.refobjid),
+                                   (SELECT o.oprnamespace FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid))
+                          <> 'pg_catalog'::regnamespace) THEN 'an index, constraint or default calls a user-defined function'
+    END
+    INTO v_why
+    FROM pg_catalog.pg_class c WHERE c.oid = p_relation;
+  IF v_why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = format('refusing to write %s: %s (its code would run with birthgate_owner''s rights)', p_relation, v_why),
+      HINT = 'the drift watch reports the change; restore the table or have the owner review it';
+  END IF;
+END;
+$$;
+REVOKE ALL ON FUNCTION public.fn_admission_estate_write_check(regclass) FROM PUBLIC;
+
+-- KB-3A66 §7, fail closed: at commit the row must still exist with its code, and carry a permit that
+-- this transaction consumed for exactly that row (id and code), unexpired; its birth must be the live
+-- birth of that row, which is then marked and linked both ways (never a second birth). A birth the
+-- admission's own rollback retired is born again through a logged transition (re-admission).
+-- While the family flag is set, a row without such a permit fails the commit — never a quiet return.
+CREATE FUNCTION public.fn_dt_finalize()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
+AS $$
+DECLARE
+  v public.birth_admission_permit;
+  v_code text;
+  v_birth record;
+BEGIN
+  SELECT * INTO v FROM public.birth_admission_permit p
+   WHERE p.collection_name = 'dot_tools' AND p.row_id = NEW.id::bigint AND p.state = 'CONSUMED'
+     AND p.consumed_txid = pg_current_xact_id()
    FOR UPDATE;
   IF NOT FOUND THEN
-    RETURN NULL;  -- not admitted under a permit (family flag unset): nothing to finalize
+    IF NOT public.fn_family_flag('dot_tools', 'birth_admission_required') THEN
+      RETURN NULL;  -- the family is not governed: nothing to finalize
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = format('finalize failed: dot_tools row %s (%s) has no permit consumed for it in this transaction',
+                       NEW.id, left(coalesce(NEW.code::text, 'NULL'), 80)),
+      DETAIL = 'no permit, no row: the transaction is aborted';
   END IF;
 
-  SELECT d.code INTO v_code FROM dot_tools d WHERE d.id = NEW.id;
+  SELECT d.code::text INTO v_code FROM public.dot_tools d WHERE d.id = NEW.id;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = 'BG403',
-      MESSAGE = format('finalize of permit %s failed: %s row %s vanished before commit', v.permit_id, TG_TABLE_NAME, NEW.id),
+      MESSAGE = format('finalize of permit %s failed: dot_tools row %s vanished before commit', v.permit_id, NEW.id),
       DETAIL = 'the transaction is aborted; the permit returns to RESERVED';
   END IF;
-  IF v_code IS DISTINCT FROM v.entity_code THEN
+  IF v_code IS DISTINCT FROM v.entity_code OR v.row_id IS DISTINCT FROM NEW.id::bigint THEN
     RAISE EXCEPTION USING ERRCODE = 'BG403',
-      MESSAGE = format('finalize of permit %s failed: %s row %s now has code %s, the permit is for %s',
-                       v.permit_id, TG_TABLE_NAME, NEW.id, left(coalesce(v_code, 'NULL'), 80), left(v.entity_code, 80));
+      MESSAGE = format('finalize of permit %s failed: dot_tools row %s now has code %s, the permit is for %s',
+                       v.permit_id, NEW.id, left(coalesce(v_code, 'NULL'), 80), left(v.entity_code, 80));
+  END IF;
+  IF v.expires_at <= clock_timestamp() THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = format('finalize of permit %s failed: the permit expired at %s, before the commit', v.permit_id, v.expires_at),
+      DETAIL = 'the transaction is aborted; issue a new permit';
   END IF;
 
   -- The AFTER INSERT birth triggers (fn_birth_registry_auto) ran at the end of the insert statement.
-  -- One statement finds, locks and marks the birth row ((entity_code, collection_name) is unique).
-  UPDATE birth_registry b
-     SET jsonb_profile = coalesce(b.jsonb_profile, '{}'::jsonb)
-                         || jsonb_build_object('admission', jsonb_build_object(
-                              'permit_id', v.permit_id, 'finalized_at', clock_timestamp(),
-                              'break_glass', v.break_glass))
-   WHERE b.entity_code = v.entity_code AND b.collection_name = TG_TABLE_NAME
-  RETURNING b.id INTO v_birth_id;
+  PERFORM public.fn_admission_estate_write_check('public.birth_registry'::regclass);
+  SELECT b.id, b.status::text AS status, b.entity_id INTO v_birth
+    FROM public.birth_registry b
+   WHERE b.entity_code = v.entity_code AND b.collection_name = 'dot_tools'
+   FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = 'BG403',
-      MESSAGE = format('finalize of permit %s failed: (%s, %s) has no birth row', v.permit_id, left(v.entity_code, 80), TG_TABLE_NAME),
+      MESSAGE = format('finalize of permit %s failed: (%s, dot_tools) has no birth row', v.permit_id, left(v.entity_code, 80)),
       DETAIL = 'the AFTER INSERT birth trigger did not run; the transaction is aborted';
   END IF;
+  IF v_birth.status = 'retired' THEN
+    -- Re-admission after the admission's own rollback: born again, on the record (KB-4410 §D.5).
+    UPDATE public.birth_registry b SET status = 'born', entity_id = NEW.id::bigint WHERE b.id = v_birth.id;
+    INSERT INTO public.birth_status_transition (birth_id, entity_code, collection_name, from_status, to_status, actor, reason)
+    VALUES (v_birth.id, v.entity_code, 'dot_tools', 'retired', 'born', session_user,
+            format('re-admitted under permit %s, row %s', v.permit_id, NEW.id));
+  ELSIF v_birth.status IS DISTINCT FROM 'born' OR v_birth.entity_id IS DISTINCT FROM NEW.id::bigint THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = format('finalize of permit %s failed: birth %s of %s is %s for row %s, not the live birth of row %s',
+                       v.permit_id, v_birth.id, left(v.entity_code, 80), coalesce(v_birth.status, 'NULL'),
+                       coalesce(v_birth.entity_id::text, 'NULL'), NEW.id),
+      HINT = 'retire the earlier birth first (a phantom of a deleted row)';
+  END IF;
+
+  UPDATE public.birth_registry b
+     SET jsonb_profile = coalesce(b.jsonb_profile, '{}'::jsonb)
+                         || jsonb_build_object('admission', jsonb_build_object(
+                              'permit_id', v.permit_id, 'row_id', NEW.id, 'finalized_at', clock_timestamp(),
+                              'break_glass', v.break_glass))
+   WHERE b.id = v_birth.id;
 
   -- One write: the move to FINALIZED links the birth in the same UPDATE.
-  PERFORM fn_permit_move(v.permit_id, 'FINALIZED', session_user, format('finalized at commit, birth %s', v_birth_id),
-                         p_birth_id => v_birth_id);
+  PERFORM public.fn_permit_move(v.permit_id, 'FINALIZED', session_user, format('finalized at commit, birth %s', v_birth.id),
+                                p_birth_id => v_birth.id::bigint);
   RETURN NULL;
 END;
 $$;
 
-REVOKE ALL ON FUNCTION fn_dt_finalize() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_dt_finalize() FROM PUBLIC;
 
 CREATE CONSTRAINT TRIGGER trg_dt_finalize
-  AFTER INSERT ON dot_tools
+  AFTER INSERT ON public.dot_tools
   DEFERRABLE INITIALLY DEFERRED
-  FOR EACH ROW EXECUTE FUNCTION fn_dt_finalize();
+  FOR EACH ROW EXECUTE FUNCTION public.fn_dt_finalize();
 
 -- DESIGN §3: ENABLE ALWAYS, else session_replication_role = replica skips finalize silently.
-ALTER TABLE dot_tools ENABLE ALWAYS TRIGGER trg_dt_finalize;
+ALTER TABLE public.dot_tools ENABLE ALWAYS TRIGGER trg_dt_finalize;
 
--- CONTRACT.md: the admission insert. The code comes from the permit (never from the caller), the
--- other columns from p_fields; the gate and finalize then run as for any insert. Idempotent: a retry
--- after a lost acknowledgement finds the permit FINALIZED and returns the committed row.
-CREATE FUNCTION fn_admission_insert_dot_tools(p_permit_id bigint, p_fields jsonb)
-RETURNS TABLE (row_id bigint, entity_code text)
+-- The permit side of the admission insert (SECURITY DEFINER: the caller has no rights on the permit
+-- table): locks the permit, checks it is a dot_tools permit that may admit, and says what to do —
+-- insert (RESERVED) or return the committed row (FINALIZED, a retry after a lost acknowledgement).
+CREATE FUNCTION public.fn_admission_insert_permit(p_permit_id bigint)
+RETURNS TABLE (state text, entity_code text, row_id bigint)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v birth_admission_permit;
+  v public.birth_admission_permit;
+BEGIN
+  IF p_permit_id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'permit_id must not be NULL';
+  END IF;
+  SELECT * INTO v FROM public.birth_admission_permit p WHERE p.permit_id = p_permit_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('permit %s does not exist', p_permit_id);
+  END IF;
+  IF v.collection_name <> 'dot_tools' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('permit %s is for collection %s, not dot_tools', v.permit_id, v.collection_name);
+  END IF;
+  IF v.state NOT IN ('RESERVED', 'FINALIZED') THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = format('permit %s is %s; only a RESERVED permit admits an insert', v.permit_id, v.state);
+  END IF;
+  state := v.state; entity_code := v.entity_code; row_id := v.row_id;
+  RETURN NEXT;
+END;
+$$;
+REVOKE ALL ON FUNCTION public.fn_admission_insert_permit(bigint) FROM PUBLIC;
+
+-- CONTRACT.md: the admission insert. SECURITY INVOKER on purpose (SECURITY.md): the INSERT runs with
+-- the caller's rights, so the estate's own triggers on dot_tools — code the estate owner controls —
+-- never run with birthgate_owner's. The code comes from the permit (never from the caller), the other
+-- columns from p_fields; the gate, consume and finalize then run as for any insert. Idempotent: a retry
+-- after a lost acknowledgement finds the permit FINALIZED and returns the committed row.
+CREATE FUNCTION public.fn_admission_insert_dot_tools(p_permit_id bigint, p_fields jsonb)
+RETURNS TABLE (row_id bigint, entity_code text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v record;
   v_key text;
   v_val jsonb;
   v_cols text;
@@ -89,11 +207,13 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'fields must be a JSON object (use {} for none)';
   END IF;
   FOR v_key, v_val IN SELECT f.key, f.value FROM jsonb_each(p_fields) f LOOP
-    IF v_key IN ('code', 'id') THEN
+    -- The code comes from the permit, the id from the table, the audit columns from the session.
+    IF v_key IN ('code', 'id', 'created_by', 'updated_by') THEN
       RAISE EXCEPTION USING ERRCODE = 'BG400',
-        MESSAGE = format('fields must not set %s: the code comes from the permit, the id from the table', v_key);
+        MESSAGE = format('fields must not set %s: the code comes from the permit, the id from the table, %s from the session', v_key,
+                         'created_by/updated_by');
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_attribute a
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
                     WHERE a.attrelid = 'public.dot_tools'::regclass AND a.attname = v_key
                       AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' AND a.attidentity <> 'a') THEN
       RAISE EXCEPTION USING ERRCODE = 'BG400',
@@ -105,33 +225,26 @@ BEGIN
     END IF;
   END LOOP;
 
-  SELECT * INTO v FROM birth_admission_permit p WHERE p.permit_id = p_permit_id FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('permit %s does not exist', p_permit_id);
-  END IF;
-  IF v.collection_name <> 'dot_tools' THEN
-    RAISE EXCEPTION USING ERRCODE = 'BG400',
-      MESSAGE = format('permit %s is for collection %s, not dot_tools', v.permit_id, v.collection_name);
-  END IF;
+  SELECT * INTO v FROM public.fn_admission_insert_permit(p_permit_id);
   IF v.state = 'FINALIZED' THEN
     row_id := v.row_id; entity_code := v.entity_code;
     RETURN NEXT;
     RETURN;
   END IF;
-  IF v.state <> 'RESERVED' THEN
-    RAISE EXCEPTION USING ERRCODE = 'BG403',
-      MESSAGE = format('permit %s is %s; only a RESERVED permit admits an insert', v.permit_id, v.state);
-  END IF;
 
   -- dot_tools.name is NOT NULL: without one the row is named by its code (family knowledge kept here).
-  -- created_by names the caller, not this function's owner (fn_set_created_by sees current_user).
-  v_fields := jsonb_build_object('name', v.entity_code, 'created_by', session_user)
-              || p_fields || jsonb_build_object('code', v.entity_code);
+  v_fields := jsonb_build_object('name', v.entity_code) || p_fields
+              || jsonb_build_object('code', v.entity_code, 'created_by', session_user);
   SELECT string_agg(format('%I', k), ', ' ORDER BY k) INTO v_cols FROM jsonb_object_keys(v_fields) k;
   RETURN QUERY EXECUTE format(
-    'INSERT INTO dot_tools (%1$s) SELECT %1$s FROM jsonb_populate_record(NULL::dot_tools, $1) RETURNING id::bigint, code::text',
+    'INSERT INTO public.dot_tools (%1$s) SELECT %1$s FROM jsonb_populate_record(NULL::public.dot_tools, $1) RETURNING id::bigint, code::text',
     v_cols) USING v_fields;
 END;
 $$;
 
-REVOKE ALL ON FUNCTION fn_admission_insert_dot_tools(bigint, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_admission_insert_dot_tools(bigint, jsonb) FROM PUBLIC;
+
+ALTER FUNCTION public.fn_admission_estate_write_check(regclass) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_dt_finalize() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_insert_permit(bigint) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_insert_dot_tools(bigint, jsonb) OWNER TO birthgate_owner;

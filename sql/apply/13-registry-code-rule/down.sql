@@ -1,7 +1,6 @@
 -- Rollback of step 13: entry body of fn_pre_birth_check (byte for byte, sql/baseline/20-fn-pre-birth-check.sql),
 -- step-9 body of fn_admission_precheck, the coverage objects, the column, and this step's baseline set.
-DELETE FROM birth_drift_baseline WHERE baseline_set = 'step-13';
-CREATE OR REPLACE FUNCTION fn_pre_birth_check(p_collection text, p_code text, p_name text DEFAULT NULL,
+CREATE OR REPLACE FUNCTION public.fn_pre_birth_check(p_collection text, p_code text, p_name text DEFAULT NULL,
                                    p_dot_origin text DEFAULT NULL)
 RETURNS TABLE (check_no integer, check_name text, detail text)
 LANGUAGE plpgsql STABLE AS $fn$
@@ -56,20 +55,48 @@ BEGIN
 END
 $fn$;
 
-CREATE OR REPLACE FUNCTION fn_admission_precheck(p_collection_name text, p_entity_code text)
+CREATE OR REPLACE FUNCTION public.fn_admission_precheck(p_collection_name text, p_entity_code text, p_break_glass_id bigint)
 RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_guard public.birth_admission_guard;
 BEGIN
   IF p_entity_code IS NULL OR btrim(p_entity_code) = '' THEN
     RAISE EXCEPTION USING ERRCODE = 'BG403',
       MESSAGE = format('%s insert refused: the row has no code, so no birth permit can match it', p_collection_name);
   END IF;
+  IF public.fn_family_flag(p_collection_name, 'admission_halted') THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG423',
+      MESSAGE = format('%s insert of %s refused: admissions of this family are halted (kill switch)', p_collection_name,
+                       left(p_entity_code, 80)),
+      HINT = 'an operator lifts the kill switch with fn_admission_family_set; no break-glass overrides it';
+  END IF;
+  SELECT * INTO v_guard FROM public.birth_admission_guard g;
+  IF NOT FOUND OR v_guard.findings > 0 THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG423',
+      MESSAGE = format('%s insert of %s refused: gate_drift=%s (%s)', p_collection_name, left(p_entity_code, 80),
+                       coalesce(v_guard.findings::text, 'not computed'), left(coalesce(v_guard.detail, 'guard row missing'), 300)),
+      HINT = 'the drift watch saw the gate changed; an owner-approved rebaseline or a repair clears it; no break-glass overrides it';
+  END IF;
 END;
 $$;
 
-DROP VIEW IF EXISTS v_birth_code_rule_coverage;
-DROP FUNCTION IF EXISTS fn_birth_code_rule_coverage();
-DROP FUNCTION IF EXISTS fn_family_code_rule(text, text);
-ALTER TABLE meta_catalog DROP COLUMN IF EXISTS code_pattern;
+DROP VIEW IF EXISTS public.v_birth_code_rule_coverage;
+DROP FUNCTION IF EXISTS public.fn_birth_code_rule_coverage();
+DROP FUNCTION IF EXISTS public.fn_family_code_rule(text, text);
+ALTER TABLE public.meta_catalog DROP COLUMN IF EXISTS code_pattern;
+
+-- The entry body carries no SET clause; step 9 pinned it, so pin it again while step 9 holds.
+DO $$
+BEGIN
+  IF to_regclass('public.birth_admission_pinned') IS NOT NULL
+     AND EXISTS (SELECT 1 FROM public.birth_admission_pinned p
+                  WHERE p.fn = to_regprocedure('public.fn_pre_birth_check(text,text,text,text)')) THEN
+    ALTER FUNCTION public.fn_pre_birth_check(text, text, text, text) SET search_path = pg_catalog, public, pg_temp;
+  END IF;
+END
+$$;
+
+SELECT public.fn_drift_capture_step('step-13-down');

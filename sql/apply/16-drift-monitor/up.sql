@@ -1,21 +1,203 @@
--- KB-3A66 §8 / KB-4410 §D.6: the drift monitor, DETECT_ONLY + fail-closed through a new gate_drift
--- BLOCK dim. A superuser can always bypass the gate (workflow_admin is superuser, KB-35E7 §4.6);
--- comparing function md5s, trigger sets and tgenabled with the newest baseline turns that bypass from
--- invisible into loud, and the BLOCK dim stops further admissions until someone looks.
+-- KB-3A66 §8 / KB-4410 §D.6: the drift monitor, DETECT_ONLY + fail-closed through BLOCK dims. A
+-- superuser can always bypass the gate (workflow_admin is superuser, KB-35E7 §4.6); this step makes
+-- every bypass we know of loud within one drift tick (SECURITY.md lists them with their tests):
+--   gate_drift                  the catalog (functions, triggers, ACLs, operators, event triggers, the
+--                               switches) differs from the newest logged baseline set; a baseline set
+--                               written outside fn_drift_capture_baseline; DDL on a governed object
+--                               since the newest set (the DDL ledger below);
+--   admission_ungated_rows      a governed row born after the flag without a FINALIZED permit for its
+--                               id and code (disable the gate, insert, re-enable in one transaction);
+--   admission_unlinked_births   a birth of a flagged family after the flag that no FINALIZED permit links;
+--   permit_log_mismatch         a permit whose state is not its last logged move, or a FINALIZED permit
+--                               without its row and live birth (a direct UPDATE of the permit table).
+-- All four are hard: the database gate refuses every insert while any is non-zero (through
+-- birth_admission_guard), and no break-glass overrides them.
 
--- Differences between the newest baseline set (step 12, or a later legitimate re-capture) and now.
--- A governed trigger that is disabled is reported even if it was disabled at capture time.
-CREATE FUNCTION fn_drift_check()
+-- The DDL ledger: what the DDL guard sees is written down, not only warned about (issue 7 hole 6).
+CREATE TABLE public.birth_ddl_ledger (
+  ddl_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at              timestamptz NOT NULL DEFAULT clock_timestamp(),
+  txid            xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  session_role    text NOT NULL DEFAULT session_user,
+  acting_role     text NOT NULL,
+  command_tag     text NOT NULL,
+  object_type     text,
+  object_identity text
+);
+CREATE INDEX idx_ddl_ledger_at ON public.birth_ddl_ledger (at);
+REVOKE ALL ON TABLE public.birth_ddl_ledger FROM PUBLIC;
+
+-- Called by the event-trigger functions below with the caller's rights, so EXECUTE is PUBLIC; it can
+-- only add a row stamped with the real session role, never remove one.
+CREATE FUNCTION public.fn_ddl_ledger_record(p_command_tag text, p_object_type text, p_object_identity text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  INSERT INTO public.birth_ddl_ledger (acting_role, command_tag, object_type, object_identity)
+  VALUES (current_user, left(coalesce(p_command_tag, '?'), 100), left(p_object_type, 100), left(p_object_identity, 1000));
+END;
+$$;
+
+CREATE FUNCTION public.fn_birthgate_ddl_record()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
+    IF r.schema_name IS NULL OR r.schema_name = 'public' THEN
+      PERFORM public.fn_ddl_ledger_record(r.command_tag, r.object_type, r.object_identity);
+    END IF;
+  END LOOP;
+END;
+$$;
+
+CREATE FUNCTION public.fn_birthgate_drop_record()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original LOOP
+    IF r.schema_name IS NULL OR r.schema_name = 'public' THEN
+      PERFORM public.fn_ddl_ledger_record(TG_TAG, r.object_type, r.object_identity);
+    END IF;
+  END LOOP;
+END;
+$$;
+
+CREATE EVENT TRIGGER trg_birthgate_ddl_ledger ON ddl_command_end EXECUTE FUNCTION public.fn_birthgate_ddl_record();
+CREATE EVENT TRIGGER trg_birthgate_drop_ledger ON sql_drop EXECUTE FUNCTION public.fn_birthgate_drop_record();
+-- ENABLE ALWAYS, and the estate's own DDL guard too: with the default state a superuser's
+-- SET session_replication_role = replica silences them.
+ALTER EVENT TRIGGER trg_birthgate_ddl_ledger ENABLE ALWAYS;
+ALTER EVENT TRIGGER trg_birthgate_drop_ledger ENABLE ALWAYS;
+ALTER EVENT TRIGGER trg_guard_trigger_ddl ENABLE ALWAYS;
+ALTER EVENT TRIGGER trg_guard_trigger_drop ENABLE ALWAYS;
+
+-- The admission's BLOCK dims: which dims an admission checks, computed by which function. Owned by
+-- birthgate_owner (the estate owner cannot add, remove or redirect one); a dim whose function does not
+-- belong to a trusted role (birthgate_owner or a superuser) is not computed, which fails closed.
+CREATE TABLE public.birth_admission_dim (
+  dim         text PRIMARY KEY,
+  count_fn    regprocedure NOT NULL,
+  hard        boolean NOT NULL DEFAULT true,   -- hard: no break-glass admits past it
+  enabled     boolean NOT NULL DEFAULT true,
+  description text NOT NULL
+);
+REVOKE ALL ON TABLE public.birth_admission_dim FROM PUBLIC;
+
+-- Operator switches are on the record.
+CREATE TABLE public.birth_admission_switch_log (
+  switch_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  collection_name text NOT NULL,
+  halted          boolean NOT NULL,
+  actor           text NOT NULL,
+  reason          text NOT NULL,
+  session_role    text NOT NULL DEFAULT session_user,
+  at              timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+REVOKE ALL ON TABLE public.birth_admission_switch_log FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------------------
+-- Data-level invariants (no catalog trick hides a row that is there).
+
+CREATE FUNCTION public.fn_dim_ungated_rows()
+RETURNS TABLE (block_count bigint, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
+AS $$
+BEGIN
+  IF NOT public.fn_family_flag('dot_tools', 'birth_admission_required') THEN
+    block_count := 0; detail := 'dot_tools not flagged'; RETURN NEXT; RETURN;
+  END IF;
+  SELECT count(*), coalesce(string_agg(format('dot_tools row %s (%s)', d.id, left(d.code::text, 60)), ', ' ORDER BY d.id)
+                           FILTER (WHERE d.rn <= 5), 'none')
+    INTO block_count, detail
+    FROM (SELECT d.id, d.code, row_number() OVER (ORDER BY d.id) AS rn
+            FROM public.dot_tools d
+           WHERE NOT EXISTS (SELECT 1 FROM public.birth_admission_entry e
+                              WHERE e.collection_name = 'dot_tools' AND e.kind = 'row' AND e.id = d.id
+                                AND e.entity_code IS NOT DISTINCT FROM d.code::text)
+             AND NOT EXISTS (SELECT 1 FROM public.birth_admission_permit p
+                              WHERE p.collection_name = 'dot_tools' AND p.row_id = d.id
+                                AND p.entity_code = d.code::text AND p.state = 'FINALIZED')) d;
+  RETURN NEXT;
+END;
+$$;
+
+CREATE FUNCTION public.fn_dim_unlinked_births()
+RETURNS TABLE (block_count bigint, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
+AS $$
+BEGIN
+  IF NOT public.fn_family_flag('dot_tools', 'birth_admission_required') THEN
+    block_count := 0; detail := 'dot_tools not flagged'; RETURN NEXT; RETURN;
+  END IF;
+  SELECT count(*), coalesce(string_agg(format('birth %s (%s)', b.id, left(b.code, 60)), ', ' ORDER BY b.id)
+                           FILTER (WHERE b.rn <= 5), 'none')
+    INTO block_count, detail
+    FROM (SELECT b.id, b.entity_code::text AS code, row_number() OVER (ORDER BY b.id) AS rn
+            FROM public.birth_registry b
+           WHERE b.collection_name = 'dot_tools'
+             AND NOT EXISTS (SELECT 1 FROM public.birth_admission_entry e
+                              WHERE e.collection_name = 'dot_tools' AND e.kind = 'birth' AND e.id = b.id)
+             AND NOT EXISTS (SELECT 1 FROM public.birth_admission_permit p
+                              WHERE p.birth_id = b.id AND p.state = 'FINALIZED')) b;
+  RETURN NEXT;
+END;
+$$;
+
+CREATE FUNCTION public.fn_dim_permit_log_mismatch()
+RETURNS TABLE (block_count bigint, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
+AS $$
+BEGIN
+  SELECT count(*), coalesce(string_agg(format('permit %s %s (%s)', m.permit_id, m.state, m.why), ', ' ORDER BY m.permit_id)
+                           FILTER (WHERE m.rn <= 5), 'none')
+    INTO block_count, detail
+    FROM (SELECT p.permit_id, p.state, row_number() OVER (ORDER BY p.permit_id) AS rn,
+                 CASE WHEN l.to_state IS DISTINCT FROM p.state THEN format('last logged move → %s', coalesce(l.to_state, 'none'))
+                      ELSE 'FINALIZED without its row or live birth' END AS why
+            FROM public.birth_admission_permit p
+            LEFT JOIN LATERAL (SELECT t.to_state FROM public.birth_admission_permit_transition t
+                                WHERE t.permit_id = p.permit_id ORDER BY t.transition_id DESC LIMIT 1) l ON true
+           WHERE l.to_state IS DISTINCT FROM p.state
+              OR (p.state = 'FINALIZED'
+                  AND (p.row_id IS NULL OR p.birth_id IS NULL
+                       OR NOT EXISTS (SELECT 1 FROM public.birth_registry b
+                                       WHERE b.id = p.birth_id AND b.entity_code = p.entity_code
+                                         AND b.collection_name = p.collection_name AND b.jsonb_profile ? 'admission')))) m;
+  RETURN NEXT;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
+-- Catalog drift against the newest logged baseline set.
+
+CREATE FUNCTION public.fn_drift_check()
 RETURNS TABLE (kind text, name text, expected text, actual text, drift text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $$
   WITH latest AS (
-    SELECT b.baseline_set FROM birth_drift_baseline b ORDER BY b.baseline_id DESC LIMIT 1
+    SELECT r.baseline_set, r.captured_at FROM public.birth_drift_rebaseline r ORDER BY r.rebaseline_id DESC LIMIT 1
   ), base AS (
-    SELECT b.kind, b.name, b.fingerprint FROM birth_drift_baseline b JOIN latest l USING (baseline_set)
+    SELECT b.kind, b.name, b.fingerprint FROM public.birth_drift_baseline b JOIN latest l USING (baseline_set)
   ), now_ AS (
-    SELECT s.kind, s.name, s.fingerprint, s.detail FROM fn_drift_snapshot() s
+    SELECT s.kind, s.name, s.fingerprint, s.detail FROM public.fn_drift_snapshot() s
   )
   SELECT coalesce(b.kind, n.kind), coalesce(b.name, n.name), b.fingerprint, n.fingerprint,
          CASE WHEN n.name IS NULL THEN 'MISSING' WHEN b.name IS NULL THEN 'NEW' ELSE 'CHANGED' END
@@ -28,50 +210,198 @@ AS $$
   UNION ALL
   SELECT 'baseline', 'birth_drift_baseline', 'a captured set', NULL, 'MISSING'
    WHERE NOT EXISTS (SELECT 1 FROM latest)
+  UNION ALL
+  -- Append-only, logged sets: rows written outside fn_drift_capture_baseline (another transaction than
+  -- their log entry, or no log entry at all).
+  SELECT 'baseline', b.baseline_set, 'written with its rebaseline log', 'written outside fn_drift_capture_baseline', 'FORGED'
+    FROM public.birth_drift_baseline b
+    LEFT JOIN public.birth_drift_rebaseline r ON r.baseline_set = b.baseline_set
+   WHERE r.txid IS DISTINCT FROM b.txid
+   GROUP BY b.baseline_set
+  UNION ALL
+  -- DDL on a governed object since the newest set (a body swapped and restored leaves this behind).
+  SELECT 'ddl', format('%s %s', d.command_tag, d.object_identity), 'no DDL since the newest baseline',
+         format('%s by %s at %s', d.command_tag, d.session_role, d.at), 'DDL'
+    FROM public.birth_ddl_ledger d, latest l
+   WHERE d.at > l.captured_at
+     AND (d.object_identity ~ '^public\.(dot_tools|birth_registry|meta_catalog|dot_config|birth_admission_\w+|birth_drift_\w+|birth_break_glass|birth_status_transition|birth_ddl_ledger)(\.|$| )'
+          OR d.object_identity ~ '^public\.(fn_birth|fn_pre_birth_check|fn_permit_|fn_admission_|fn_dt_|fn_dot_tools_|fn_family_|fn_drift_|fn_dim_|fn_break_glass|fn_gate_drift|fn_ddl_ledger|fn_birthgate_|gen_code_dot_tools|fn_registry_changelog|fn_set_created_by|fn_normalize_name|fn_notify_change|fn_set_updated_at)'
+          OR d.object_type IN ('operator', 'cast', 'event trigger', 'policy', 'rule'))
+  UNION ALL
+  -- The switches exactly as expected: the gate's flag and its dot_config mirror say the same.
+  SELECT 'control', format('%s.birth_admission_required', f.collection_name), f.required::text,
+         coalesce(c.config_value::text, 'absent'), 'MISMATCH'
+    FROM public.birth_admission_family f
+    LEFT JOIN public.dot_config c ON c.collection_name = f.collection_name AND c.config_key = 'birth_admission_required'
+   WHERE f.required AND c.config_value IS DISTINCT FROM 'true'::jsonb
 $$;
-REVOKE ALL ON FUNCTION fn_drift_check() FROM PUBLIC;
 
-CREATE VIEW v_gate_drift AS SELECT * FROM fn_drift_check();
-REVOKE ALL ON v_gate_drift FROM PUBLIC;
+CREATE VIEW public.v_gate_drift AS SELECT * FROM public.fn_drift_check();
+REVOKE ALL ON public.v_gate_drift FROM PUBLIC;
 
 -- The dim, in the shape dot_block_dim_source expects: () RETURNS TABLE (block_count, detail).
-CREATE FUNCTION fn_gate_drift_dim()
+CREATE FUNCTION public.fn_gate_drift_dim()
 RETURNS TABLE (block_count bigint, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT count(*), coalesce(string_agg(format('%s %s %s', d.drift, d.kind, d.name), '; ' ORDER BY d.kind, d.name), 'none')
-    FROM fn_drift_check() d
+    FROM public.fn_drift_check() d
 $$;
 
--- Plugged in as data, no body swap of fn_safety_block_dims (sql/baseline/50-safety-net.sql).
-INSERT INTO dot_block_dim_source (dim, count_fn, description)
-VALUES ('gate_drift', 'fn_gate_drift_dim', 'KB-3A66 §8: governed functions, trigger sets or tgenabled differ from the drift baseline');
-INSERT INTO dot_action_block_policy (action, dim, note)
-VALUES ('birth_admit', 'gate_drift', 'KB-3A66 §8: fail closed on gate drift');
+INSERT INTO public.birth_admission_dim (dim, count_fn, hard, description) VALUES
+  ('gate_drift', 'public.fn_gate_drift_dim()', true,
+   'KB-3A66 §8: governed catalog, switches or baselines differ from the newest logged baseline set, or DDL touched them'),
+  ('admission_ungated_rows', 'public.fn_dim_ungated_rows()', true,
+   'governed rows since the flag without a FINALIZED permit for their id and code'),
+  ('admission_unlinked_births', 'public.fn_dim_unlinked_births()', true,
+   'births of a flagged family since the flag that no FINALIZED permit links'),
+  ('permit_log_mismatch', 'public.fn_dim_permit_log_mismatch()', true,
+   'permits whose state is not their last logged move, or FINALIZED without their row and live birth');
 
--- The preflight as the worker may run it: fn_assert_safe_for_dot_action reads every collection with
--- its caller's rights, which the least-privilege worker does not have.
-CREATE FUNCTION fn_admission_assert_safe(p_action text DEFAULT 'birth_admit')
-RETURNS TABLE (dim text, block_count bigint, blocking boolean)
+-- Every dim of the admission, computed (an untrusted or failing function is "not computed": fail
+-- closed). Also refreshes birth_admission_guard, which the database gate reads on every insert; the row
+-- is written only when the answer changes.
+CREATE FUNCTION public.fn_admission_dims()
+RETURNS TABLE (dim text, block_count bigint, detail text, hard boolean, computed boolean)
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = public, pg_temp
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $$
+DECLARE
+  d record;
+  v_trusted boolean;
+  v_findings integer := 0;
+  v_detail text := '';
 BEGIN
-  PERFORM fn_admission_require_text('action', p_action, 200);
-  RETURN QUERY SELECT a.dim, a.block_count, a.blocking FROM fn_assert_safe_for_dot_action(p_action) a;
+  FOR d IN SELECT x.dim, x.count_fn, x.hard FROM public.birth_admission_dim x WHERE x.enabled ORDER BY x.dim LOOP
+    dim := d.dim; hard := d.hard; block_count := NULL; detail := NULL; computed := false;
+    SELECT (r.rolsuper OR r.rolname = 'birthgate_owner') AND p.pronamespace = 'public'::regnamespace
+      INTO v_trusted
+      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+     WHERE p.oid = d.count_fn;
+    IF NOT coalesce(v_trusted, false) THEN
+      detail := format('not computed: %s is not owned by a trusted role (fail closed)', d.count_fn);
+    ELSE
+      BEGIN
+        EXECUTE format('SELECT x.block_count::bigint, x.detail::text FROM %s x', d.count_fn)
+          INTO block_count, detail;
+        computed := block_count IS NOT NULL;
+        IF NOT computed THEN detail := 'not computed: no count (fail closed)'; END IF;
+      EXCEPTION WHEN OTHERS THEN
+        detail := format('not computed: %s (fail closed)', left(SQLERRM, 200));
+      END;
+    END IF;
+    IF d.hard AND (NOT computed OR block_count > 0) THEN
+      v_findings := v_findings + greatest(coalesce(block_count, 1), 1)::integer;
+      v_detail := v_detail || CASE WHEN v_detail = '' THEN '' ELSE '; ' END
+                  || format('%s=%s: %s', d.dim, coalesce(block_count::text, 'not computed'), left(detail, 200));
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+  UPDATE public.birth_admission_guard g
+     SET findings = v_findings, detail = CASE WHEN v_detail = '' THEN 'none' ELSE left(v_detail, 2000) END,
+         computed_at = clock_timestamp(), computed_by = session_user
+   WHERE g.singleton AND (g.findings, g.detail) IS DISTINCT FROM (v_findings, CASE WHEN v_detail = '' THEN 'none' ELSE left(v_detail, 2000) END);
 END;
 $$;
-REVOKE ALL ON FUNCTION fn_admission_assert_safe(text) FROM PUBLIC;
+
+-- One drift tick (the drift-watch Schedule's activity): every dim computed, the guard refreshed;
+-- returns the non-zero or uncomputed dims (empty = clean).
+CREATE FUNCTION public.fn_drift_tick()
+RETURNS TABLE (dim text, block_count bigint, detail text, hard boolean)
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT d.dim, d.block_count, d.detail, d.hard FROM public.fn_admission_dims() d
+   WHERE NOT d.computed OR d.block_count > 0
+$$;
+
+-- The kill switch, an operator's act on the record (EXECUTE: birthgate_operator).
+CREATE FUNCTION public.fn_admission_halt(p_collection_name text, p_halted boolean, p_actor text, p_reason text)
+RETURNS public.birth_admission_family
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v public.birth_admission_family;
+BEGIN
+  PERFORM public.fn_admission_require_collection(p_collection_name);
+  PERFORM public.fn_admission_require_text('actor', p_actor, 200);
+  PERFORM public.fn_admission_require_text('reason', p_reason, 2000, true);
+  IF p_halted IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'halted must be true or false';
+  END IF;
+  INSERT INTO public.birth_admission_family (collection_name, halted, updated_by)
+  VALUES (p_collection_name, p_halted, session_user)
+  ON CONFLICT (collection_name) DO UPDATE SET halted = EXCLUDED.halted, updated_at = clock_timestamp(), updated_by = session_user
+  RETURNING * INTO v;
+  INSERT INTO public.birth_admission_switch_log (collection_name, halted, actor, reason)
+  VALUES (p_collection_name, p_halted, p_actor, p_reason);
+  RETURN v;
+END;
+$$;
+
+-- The only way to accept a change the drift watch reports (issue 7 hole 6): an owner-approved, logged
+-- rebaseline — a new baseline set, then the dims recomputed (the guard follows). EXECUTE:
+-- birthgate_operator. It changes nothing the data-level dims see: an ungated row stays a finding
+-- until it is repaired.
+CREATE FUNCTION public.fn_drift_rebaseline(p_owner text, p_reason text, p_approval_id text)
+RETURNS TABLE (baseline_set text, rows_captured integer, remaining_findings integer)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  baseline_set := format('rebaseline@%s', to_char(clock_timestamp(), 'YYYYMMDD"T"HH24MISS.US'));
+  rows_captured := public.fn_drift_capture_baseline(baseline_set, p_owner, p_reason, p_approval_id);
+  PERFORM count(*) FROM public.fn_admission_dims();
+  SELECT g.findings INTO remaining_findings FROM public.birth_admission_guard g;
+  RETURN NEXT;
+END;
+$$;
+REVOKE ALL ON FUNCTION public.fn_drift_rebaseline(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.fn_drift_rebaseline(text, text, text) TO birthgate_operator;
+ALTER FUNCTION public.fn_drift_rebaseline(text, text, text) OWNER TO birthgate_owner;
+
+-- Plugged in as data for the estate's own fn_assert_safe_for_dot_action (its callers, its rights): the
+-- same gate_drift dim. The admission itself reads birth_admission_dim, never these two tables.
+INSERT INTO public.dot_block_dim_source (dim, count_fn, description)
+VALUES ('gate_drift', 'public.fn_gate_drift_dim', 'KB-3A66 §8: governed functions, trigger sets or tgenabled differ from the drift baseline');
+INSERT INTO public.dot_action_block_policy (action, dim, note)
+VALUES ('birth_admit', 'gate_drift', 'KB-3A66 §8: fail closed on gate drift');
+
+-- The preflight as the worker may run it (kept for callers of fn_assert_safe_for_dot_action's shape):
+-- the admission's dims, BG423 when any blocks.
+CREATE FUNCTION public.fn_admission_assert_safe(p_action text DEFAULT 'birth_admit')
+RETURNS TABLE (dim text, block_count bigint, blocking boolean)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_blocking text;
+BEGIN
+  PERFORM public.fn_admission_require_text('action', p_action, 200);
+  IF p_action <> 'birth_admit' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('action %s is not an admission action (birth_admit)', left(p_action, 80));
+  END IF;
+  RETURN QUERY SELECT d.dim, d.block_count, (NOT d.computed OR d.block_count > 0) FROM public.fn_admission_dims() d;
+  SELECT string_agg(format('%s=%s', d.dim, coalesce(d.block_count::text, 'not computed')), ', ' ORDER BY d.dim)
+    INTO v_blocking FROM public.fn_admission_dims() d WHERE NOT d.computed OR d.block_count > 0;
+  IF v_blocking IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG423', MESSAGE = format('birth_admit blocked: %s', v_blocking);
+  END IF;
+END;
+$$;
 
 -- DESIGN §4 step 1 "preflight — stop-conditions": every stop-condition of one admission in one read,
--- returned rather than raised so a parked workflow can show them (request of the admission workflow,
--- sql/apply/REQUEST-from-admission-workflow.md). An empty "blockers" list = clear to admit.
--- Kill switch: dot_config(<collection>, 'admission_halted') = true halts a family's admissions.
-CREATE FUNCTION fn_admission_preflight(p_entity_code text, p_collection_name text)
+-- returned rather than raised so a parked workflow can show them. An empty "blockers" list = clear to
+-- admit. Each blocker says whether it is hard (kill switch, the admission's hard dims, a dim not
+-- computed: no break-glass admits past it).
+CREATE FUNCTION public.fn_admission_preflight(p_entity_code text, p_collection_name text)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = public, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $$
 DECLARE
   v_flag boolean;
@@ -80,64 +410,41 @@ DECLARE
   v_rule_ok boolean;
   v_halted boolean;
   v_dims jsonb;
-  v_all jsonb;
-  v_src record;
-  v_count bigint;
-  v_detail text;
   v_blockers jsonb := '[]'::jsonb;
 BEGIN
-  PERFORM fn_admission_require_text('entity_code', p_entity_code, 200);
-  PERFORM fn_admission_require_text('collection_name', p_collection_name, 200);
-  SELECT mc.managed, mc.code_pattern INTO v_managed, v_pattern
-    FROM meta_catalog mc WHERE mc.collection_name = p_collection_name;
+  PERFORM public.fn_admission_require_text('entity_code', p_entity_code, 200);
+  PERFORM public.fn_admission_require_text('collection_name', p_collection_name, 200);
+  SELECT mc.managed, mc.code_pattern::text INTO v_managed, v_pattern
+    FROM public.meta_catalog mc WHERE mc.collection_name = p_collection_name;
   IF NOT FOUND OR to_regclass(format('public.%I', p_collection_name)) IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'BG400',
       MESSAGE = format('collection %s is unknown or not managed in meta_catalog', left(p_collection_name, 80));
   END IF;
-  v_flag := fn_family_flag(p_collection_name, 'birth_admission_required');
-  v_halted := fn_family_flag(p_collection_name, 'admission_halted');
-  v_rule_ok := fn_family_code_rule(p_collection_name, p_entity_code);
+  v_flag := public.fn_family_flag(p_collection_name, 'birth_admission_required');
+  v_halted := public.fn_family_flag(p_collection_name, 'admission_halted');
+  v_rule_ok := public.fn_family_code_rule(p_collection_name, p_entity_code);
 
-  -- The dims dot_action_block_policy maps to birth_admit. Plugged-in dims (gate_drift) are computed
-  -- one by one; the built-in four only when the policy maps one of them, as they scan every collection.
-  IF EXISTS (SELECT 1 FROM dot_action_block_policy bp
-              WHERE bp.action = 'birth_admit'
-                AND NOT EXISTS (SELECT 1 FROM dot_block_dim_source s WHERE s.dim = bp.dim)) THEN
-    SELECT jsonb_agg(jsonb_build_object('dim', d.dim, 'count', d.block_count, 'detail', d.detail))
-      INTO v_all FROM fn_safety_block_dims() d;
-  ELSE
-    FOR v_src IN SELECT s.dim, s.count_fn FROM dot_block_dim_source s
-                   JOIN dot_action_block_policy bp ON bp.dim = s.dim AND bp.action = 'birth_admit' LOOP
-      EXECUTE format('SELECT x.block_count::bigint, x.detail::text FROM %s() x', v_src.count_fn) INTO v_count, v_detail;
-      v_all := coalesce(v_all, '[]'::jsonb) || jsonb_build_object('dim', v_src.dim, 'count', v_count, 'detail', v_detail);
-    END LOOP;
-  END IF;
-  -- A mapped dim that nothing computed blocks too (fail closed, as fn_assert_safe_for_dot_action does).
-  SELECT coalesce(jsonb_agg(jsonb_build_object('dim', bp.dim, 'count', (c ->> 'count')::bigint,
-                                               'detail', coalesce(c ->> 'detail', 'not computed: fail closed'))
-                            ORDER BY bp.dim), '[]'::jsonb)
-    INTO v_dims
-    FROM dot_action_block_policy bp
-    LEFT JOIN jsonb_array_elements(coalesce(v_all, '[]'::jsonb)) c ON c ->> 'dim' = bp.dim
-   WHERE bp.action = 'birth_admit' AND (c IS NULL OR (c ->> 'count')::bigint > 0);
+  SELECT coalesce(jsonb_agg(jsonb_build_object('dim', d.dim, 'count', d.block_count, 'detail', d.detail, 'hard', d.hard)
+                            ORDER BY d.dim) FILTER (WHERE NOT d.computed OR d.block_count > 0), '[]'::jsonb)
+    INTO v_dims FROM public.fn_admission_dims() d;
 
-  IF NOT v_managed THEN
-    v_blockers := v_blockers || jsonb_build_object('kind', 'collection_unmanaged',
+  IF NOT coalesce(v_managed, false) THEN
+    v_blockers := v_blockers || jsonb_build_object('kind', 'collection_unmanaged', 'hard', false,
       'detail', format('meta_catalog does not manage %s', p_collection_name));
   END IF;
   IF NOT v_flag THEN
-    v_blockers := v_blockers || jsonb_build_object('kind', 'family_flag_off',
-      'detail', format('dot_config(%s, birth_admission_required) is not true', p_collection_name));
+    v_blockers := v_blockers || jsonb_build_object('kind', 'family_flag_off', 'hard', false,
+      'detail', format('birth_admission_required is not set for %s', p_collection_name));
   END IF;
   IF NOT v_rule_ok THEN
-    v_blockers := v_blockers || jsonb_build_object('kind', 'code_rule',
+    v_blockers := v_blockers || jsonb_build_object('kind', 'code_rule', 'hard', false,
       'detail', format('code %s does not match %s', left(p_entity_code, 80), coalesce(v_pattern, '^[A-Z]+-[0-9]+$')));
   END IF;
   IF v_halted THEN
-    v_blockers := v_blockers || jsonb_build_object('kind', 'kill_switch',
-      'detail', format('dot_config(%s, admission_halted) is true', p_collection_name));
+    v_blockers := v_blockers || jsonb_build_object('kind', 'kill_switch', 'hard', true,
+      'detail', format('admissions of %s are halted (kill switch)', p_collection_name));
   END IF;
-  v_blockers := v_blockers || coalesce((SELECT jsonb_agg(jsonb_build_object('kind', 'block_dim',
+  v_blockers := v_blockers || coalesce((SELECT jsonb_agg(jsonb_build_object('kind', 'block_dim', 'hard', (d ->> 'hard')::boolean OR d ->> 'count' IS NULL,
       'detail', format('%s=%s: %s', d ->> 'dim', coalesce(d ->> 'count', 'not computed'), d ->> 'detail')))
       FROM jsonb_array_elements(v_dims) d), '[]'::jsonb);
 
@@ -151,4 +458,43 @@ BEGIN
     'blockers', v_blockers);
 END;
 $$;
-REVOKE ALL ON FUNCTION fn_admission_preflight(text, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.fn_ddl_ledger_record(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.fn_ddl_ledger_record(text, text, text) TO PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_birthgate_ddl_record() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_birthgate_drop_record() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_dim_ungated_rows() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_dim_unlinked_births() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_dim_permit_log_mismatch() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_drift_check() FROM PUBLIC;
+-- The estate's own fn_assert_safe_for_dot_action calls it with its caller's rights: read-only, open.
+REVOKE ALL ON FUNCTION public.fn_gate_drift_dim() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.fn_gate_drift_dim() TO PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_admission_dims() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_drift_tick() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_admission_halt(text, boolean, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.fn_admission_halt(text, boolean, text, text) TO birthgate_operator;
+REVOKE ALL ON FUNCTION public.fn_admission_assert_safe(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_admission_preflight(text, text) FROM PUBLIC;
+
+ALTER TABLE public.birth_ddl_ledger OWNER TO birthgate_owner;
+ALTER TABLE public.birth_admission_dim OWNER TO birthgate_owner;
+ALTER TABLE public.birth_admission_switch_log OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_ddl_ledger_record(text, text, text) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_birthgate_ddl_record() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_birthgate_drop_record() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_dim_ungated_rows() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_dim_unlinked_births() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_dim_permit_log_mismatch() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_drift_check() OWNER TO birthgate_owner;
+ALTER VIEW public.v_gate_drift OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_gate_drift_dim() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_dims() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_drift_tick() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_halt(text, boolean, text, text) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_assert_safe(text) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_preflight(text, text) OWNER TO birthgate_owner;
+
+SELECT public.fn_drift_capture_step('step-16');
+-- The guard starts from what the dims say now.
+SELECT count(*) FROM public.fn_admission_dims();
