@@ -9,15 +9,16 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { projectRoot } from '../config/index.ts';
 import { takeBackup, type BackupResult } from './backup.ts';
-import { DdlOptionsSchema } from './ddl.ts';
+import { DdlOptionsSchema, type DdlOptions } from './ddl.ts';
 import { catalogPart, checkEntry, governedHash, type DriftReport } from './drift.ts';
 import { PacketError, PacketFailure, messageOf } from './errors.ts';
 import type { OnEvent } from './events.ts';
 import { guardedFingerprint, diffFingerprints, fingerprintHash, type Fingerprint, type FingerprintDiff } from './fingerprint.ts';
-import { ensureLedger, finishRun, lastRecordedState, setRunBackup, startRun } from './ledger.ts';
+import { ensureLedger, finishRun, finishStepRow, lastRecordedState, setRunBackup, startRun, startStepRow } from './ledger.ts';
 import { acquirePacketLock } from './lock.ts';
-import { installWorkerRole, WorkerPassword } from './roles.ts';
-import { applyStep, rollbackStep, type StepOutcome, type StepRunOptions } from './step-runner.ts';
+import { dropWorkerRole, installWorkerRole, WorkerPassword } from './roles.ts';
+import { runDownPrecheck, type PrecheckResult } from './precheck.ts';
+import { applyStep, downNeeded, rollbackStep, type StepOutcome, type StepRunOptions } from './step-runner.ts';
 import { discoverSteps, oneWayDoor, type PacketStep } from './steps.ts';
 import { verifyStepSql } from './verify.ts';
 
@@ -254,7 +255,50 @@ export async function entryCheck(pool: pg.Pool, options: { stepsRoot?: string; e
   return checkEntry(pool, steps, { current: await guardedFingerprint(pool), recorded: await lastRecordedState(pool), expectGovernedHash: options.expectGovernedHash });
 }
 
-/** Run the downs of every step above `to`, in reverse; a step that is not applied is skipped. */
+/** The steps above `to` whose downs a rollback will run, highest first (rollbackStep skips the rest). */
+async function rollbackPlan(pool: pg.Pool, steps: PacketStep[], to: number): Promise<PacketStep[]> {
+  const plan: PacketStep[] = [];
+  for (const s of steps.filter((x) => x.step > to).reverse()) {
+    if (await downNeeded(pool, s, await verifyStepSql(pool, s))) plan.push(s);
+  }
+  return plan;
+}
+
+/**
+ * Issue 7 item 7: every planned down's down-precheck.sql, before the first down runs. Each is told
+ * the whole plan (birthgate.rollback_steps), so it judges the state its down will meet after the
+ * higher downs. Returns the refusals (all of them, so the operator sees every blocker at once).
+ */
+async function precheckPlan(pool: pg.Pool, plan: PacketStep[], ddl: DdlOptions): Promise<PrecheckResult[]> {
+  const order = plan.map((s) => s.step);
+  const refusals: PrecheckResult[] = [];
+  for (const s of plan) {
+    const r = await runDownPrecheck(pool, s, { ...ddl, plan: order });
+    if (r && !r.ok) refusals.push(r);
+  }
+  return refusals;
+}
+
+/** Ledger rows and events for a rollback refused by its prechecks; the error names each step and why. */
+async function refuseRollback(pool: pg.Pool, runId: string, to: number, plan: PacketStep[], refusals: PrecheckResult[], entry: Fingerprint, onEvent?: OnEvent): Promise<PacketError> {
+  const titled = refusals.map((r) => ({ ...r, title: plan.find((s) => s.step === r.step)!.meta.title }));
+  for (const r of titled) {
+    const detail = `down-precheck refuses: ${r.detail}`;
+    const rowId = await startStepRow(pool, { runId, step: r.step, action: 'down', entryHash: fingerprintHash(entry) });
+    await finishStepRow(pool, rowId, { status: 'refused', detail, sqlstate: 'BG428' });
+    onEvent?.({ type: 'step', step: r.step, title: r.title, phase: 'refused', action: 'down', detail });
+  }
+  const why = titled.map((r) => `step ${r.step} (${r.title}): ${r.detail}`).join('; ');
+  const msg = `rollback --to ${to} refused before any down ran, nothing changed: ${why}`;
+  const err = new PacketError(PacketFailure.Precondition, msg, { runId, step: titled[0]!.step, sqlstate: 'BG428', detail: { prechecks: refusals, plan: plan.map((s) => s.step) } });
+  await finishRun(pool, runId, { status: 'refused', exit: entry, errorCode: err.code, error: msg });
+  return err;
+}
+
+/**
+ * Run the downs of every step above `to`, in reverse; a step that is not applied is skipped. Every
+ * planned down's precheck runs first: one refusal refuses the whole rollback before anything moves.
+ */
 export async function rollbackPacket(pool: pg.Pool, options: RollbackOptions): Promise<RollbackResult> {
   const o = parse(RollbackOptionsSchema, options);
   const steps = discoverSteps(o.stepsRoot);
@@ -265,7 +309,11 @@ export async function rollbackPacket(pool: pg.Pool, options: RollbackOptions): P
     const entry = await guardedFingerprint(pool);
     const runId = await startRun(pool, { kind: 'rollback', targetStep: o.to, entry });
     options.onEvent?.({ type: 'run', runId, kind: 'rollback', target: o.to });
-    const ddl = { ...o.ddl, maxAttempts: Math.max(o.ddl?.maxAttempts ?? MIN_ROLLBACK_ATTEMPTS, MIN_ROLLBACK_ATTEMPTS) };
+    const ddl = DdlOptionsSchema.parse({ ...o.ddl, maxAttempts: Math.max(o.ddl?.maxAttempts ?? MIN_ROLLBACK_ATTEMPTS, MIN_ROLLBACK_ATTEMPTS) });
+    const plan = await closeOnError(pool, runId, rollbackPlan(pool, steps, o.to));
+    const refusals = await closeOnError(pool, runId, precheckPlan(pool, plan, ddl));
+    if (refusals.length) throw await refuseRollback(pool, runId, o.to, plan, refusals, entry, options.onEvent);
+
     const base: StepRunOptions = { runId, lockHeld: true, ddl, onEvent: options.onEvent, random: options.random, steps };
     const done: StepOutcome[] = [];
     let current = entry;
@@ -282,9 +330,26 @@ export async function rollbackPacket(pool: pg.Pool, options: RollbackOptions): P
           { runId, step: s.step, sqlstate: e.sqlstate, cause: e });
       }
     }
+    if (o.to === 0) {
+      // The entry state has no admission worker: its grants in this database go with the packet (the
+      // role itself is dropped only when no other database still uses it).
+      await dropWorkerRole(pool, ddl);
+      current = await guardedFingerprint(pool);
+    }
     await finishRun(pool, runId, { status: 'rolled_back', exit: current });
     return { runId, status: 'rolled_back', to: o.to, steps: done.map(summary), entryHash: fingerprintHash(entry), exitHash: fingerprintHash(current) };
   } finally {
     await lock.release();
+  }
+}
+
+/** A planning read that fails (a lost connection, a precheck's lock timeout) still closes the run row; nothing has changed. */
+async function closeOnError<T>(pool: pg.Pool, runId: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    const e = err instanceof PacketError ? err : new PacketError(PacketFailure.StepFailed, `rollback planning failed before any down ran, nothing changed: ${messageOf(err)}`, { runId, cause: err });
+    await finishRun(pool, runId, { status: 'failed', errorCode: e.code, error: e.message }).catch(() => undefined);
+    throw e;
   }
 }

@@ -2,7 +2,11 @@
 // with exponential backoff + jitter when the lock wait times out (SQLSTATE 55P03), each try reported.
 // A CONCURRENTLY file runs outside a transaction (Postgres refuses it inside one, KB-7D57 step 2);
 // an interrupted CREATE INDEX CONCURRENTLY leaves an INVALID index behind, which is dropped
-// (DROP INDEX CONCURRENTLY IF EXISTS) before the next try and after the last.
+// (DROP INDEX CONCURRENTLY IF EXISTS) before the next try and after the last; a build that reports
+// success is checked for indisvalid too. runDdlAfterConcurrent runs a down in two parts (KB-7D57
+// step 7): the CONCURRENTLY build outside a transaction, then the transactional file that promotes
+// it; when the second part fails, the index the first built is dropped again, so a failed down
+// leaves the step as it found it.
 import type pg from 'pg';
 import { z } from 'zod';
 import { sqlstateOf, messageOf } from './errors.ts';
@@ -63,13 +67,34 @@ export async function isInvalidIndex(q: Pick<pg.Pool, 'query'>, index: string): 
   return r.rows[0]?.invalid === true;
 }
 
-async function dropLeftover(pool: pg.Pool, index: string, o: DdlOptions, hooks: DdlHooks): Promise<void> {
-  if (!(await isInvalidIndex(pool, index))) return;
+/** An index of that name in public that no constraint uses (built, not yet promoted by ADD CONSTRAINT … USING INDEX)? */
+export async function isUnattachedIndex(q: Pick<pg.Pool, 'query'>, index: string): Promise<boolean> {
+  const r = await q.query<{ unattached: boolean }>(
+    `SELECT NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) AS unattached
+       FROM pg_index i WHERE i.indexrelid = to_regclass(format('public.%I', $1::text))`,
+    [index],
+  );
+  return r.rows[0]?.unattached === true;
+}
+
+async function dropIndexConcurrently(pool: pg.Pool, index: string, o: DdlOptions, hooks: DdlHooks): Promise<void> {
   // format('%I') builds the statement server-side; the drop gets the same lock_timeout, one try per
   // attempt of the build (the caller's loop is the retry).
   const stmt = await pool.query<{ sql: string }>(`SELECT format('DROP INDEX CONCURRENTLY IF EXISTS public.%I', $1::text) AS sql`, [index]);
   await runOnce(pool, stmt.rows[0]!.sql, true, o, {});
   await hooks.onLeftoverDropped?.(index);
+}
+
+async function dropLeftover(pool: pg.Pool, index: string, o: DdlOptions, hooks: DdlHooks): Promise<void> {
+  if (await isInvalidIndex(pool, index)) await dropIndexConcurrently(pool, index, o, hooks);
+}
+
+/** A CONCURRENTLY build that returned without error but left its index INVALID: treated as a failed try. */
+class InvalidAfterBuild extends Error {
+  override name = 'InvalidAfterBuild';
+  constructor(readonly index: string) {
+    super(`index ${index} is INVALID after its CONCURRENTLY build`);
+  }
 }
 
 async function runOnce(pool: pg.Pool, sql: string, concurrently: boolean, o: DdlOptions, hooks: DdlHooks): Promise<void> {
@@ -123,11 +148,12 @@ export async function runDdl(pool: pg.Pool, sql: string, concurrently: boolean, 
       // A leftover of an interrupted concurrent build: IF NOT EXISTS would keep it, so it goes first.
       if (index) await dropLeftover(pool, index, options, hooks);
       await runOnce(pool, sql, concurrently, options, hooks);
+      if (index && (await isInvalidIndex(pool, index))) throw new InvalidAfterBuild(index);
       await hooks.onAttempt?.({ attempt, ok: true, durationMs: performance.now() - started });
       return attempt;
     } catch (err) {
       const sqlstate = sqlstateOf(err);
-      const retry = sqlstate === LOCK_NOT_AVAILABLE && attempt < options.maxAttempts;
+      const retry = (sqlstate === LOCK_NOT_AVAILABLE || err instanceof InvalidAfterBuild) && attempt < options.maxAttempts;
       const wait = retry ? backoffMs(attempt, options, random) : undefined;
       await hooks.onAttempt?.({ attempt, ok: false, sqlstate, message: messageOf(err), durationMs: performance.now() - started, backoffMs: wait });
       if (!retry) {
@@ -142,5 +168,33 @@ export async function runDdl(pool: pg.Pool, sql: string, concurrently: boolean, 
       }
       await sleep(wait!);
     }
+  }
+}
+
+/** Attempt numbers go on across the parts of one file pair: the ledger keys attempts by (step row, attempt). */
+function offsetAttempts(hooks: DdlHooks, offset: number): DdlHooks {
+  return { ...hooks, onAttempt: hooks.onAttempt && ((a) => hooks.onAttempt!({ ...a, attempt: a.attempt + offset })) };
+}
+
+/**
+ * A down in two parts (meta.downConcurrently, KB-7D57 step 7): `concurrentSql` (one CREATE [UNIQUE]
+ * INDEX CONCURRENTLY, INVALID leftovers handled by runDdl) outside a transaction, then `sql` in one
+ * transaction. If the transactional part fails, the index the first part built is dropped again
+ * (only while no constraint uses it): a bare unique index would enforce the rollback's rule on a
+ * step that is still applied. Returns the attempts of both parts together.
+ */
+export async function runDdlAfterConcurrent(pool: pg.Pool, concurrentSql: string, sql: string, options: DdlOptions, hooks: DdlHooks = {}): Promise<number> {
+  const built = await runDdl(pool, concurrentSql, true, options, hooks);
+  try {
+    return built + (await runDdl(pool, sql, false, options, offsetAttempts(hooks, built)));
+  } catch (err) {
+    const index = concurrentIndexName(concurrentSql);
+    if (!index || !(await isUnattachedIndex(pool, index).catch(() => false))) throw err;
+    const f = err instanceof DdlFailure ? err : new DdlFailure(messageOf(err), built, sqlstateOf(err), err);
+    const note = await dropIndexConcurrently(pool, index, options, hooks).then(
+      () => `; the index ${index} built for it was dropped again`,
+      (dropErr: unknown) => `; the index ${index} built for it could not be dropped yet (${messageOf(dropErr)}): the next rollback of this step completes it`,
+    );
+    throw new DdlFailure(`${f.message}${note}`, built + f.attempts, f.sqlstate, f.cause ?? err);
   }
 }

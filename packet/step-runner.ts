@@ -3,12 +3,13 @@
 // over a pool, every input in the arguments, idempotent (verify.sql decides whether there is work).
 import type pg from 'pg';
 import { z } from 'zod';
-import { DdlFailure, DdlOptionsSchema, runDdl, type DdlOptions } from './ddl.ts';
+import { concurrentIndexName, DdlFailure, DdlOptionsSchema, isUnattachedIndex, runDdl, runDdlAfterConcurrent, type DdlHooks, type DdlOptions } from './ddl.ts';
 import { PacketError, PacketFailure, messageOf, sqlstateOf } from './errors.ts';
 import type { OnEvent, StepAction } from './events.ts';
 import { guardedFingerprint, fingerprintHash, type Fingerprint } from './fingerprint.ts';
 import { ensureLedger, finishRun, finishStepRow, recordAttempt, startRun, startStepRow } from './ledger.ts';
 import { acquirePacketLock } from './lock.ts';
+import { runDownPrecheck } from './precheck.ts';
 import { discoverSteps, findStep, type PacketStep } from './steps.ts';
 import { notEnabledAlways } from './triggers.ts';
 import { verifyStepSql, type VerifyResult } from './verify.ts';
@@ -83,7 +84,7 @@ async function execute(
   opts: StepRunOptions,
   settings?: Record<string, string>,
 ): Promise<number> {
-  return runDdl(pool, s[file], s.meta.concurrently, ddl, {
+  const hooks: DdlHooks = {
     settings,
     random: opts.random,
     onNotice: (message) => opts.onEvent?.({ type: 'notice', step: s.step, message }),
@@ -92,16 +93,63 @@ async function execute(
       await recordAttempt(pool, rowId, { attempt: a.attempt, sqlstate: a.sqlstate, message: a.message, durationMs: a.durationMs, backoffMs: a.backoffMs });
       opts.onEvent?.({ type: 'attempt', step: s.step, attempt: a.attempt, ok: a.ok, sqlstate: a.sqlstate, message: a.message, backoffMs: a.backoffMs, ms: a.durationMs });
     },
-  });
+  };
+  // meta.downConcurrently (KB-7D57 step 7): the index is built online first, down.sql promotes it.
+  if (file === 'down' && s.downConcurrently !== undefined) return runDdlAfterConcurrent(pool, s.downConcurrently, s.down, ddl, hooks);
+  return runDdl(pool, s[file], s.meta.concurrently, ddl, hooks);
 }
 
-function failure(err: unknown, s: PacketStep, runId: string, what: string): PacketError {
+const UNIQUE_VIOLATION = '23505';
+
+function failure(err: unknown, s: PacketStep, runId: string, what: string, action: 'up' | 'down' = 'up'): PacketError {
   if (err instanceof PacketError) return err;
   const sqlstate = err instanceof DdlFailure ? err.sqlstate : sqlstateOf(err);
   // CONTRACT.md BG428: the SQL itself refuses (step 7 without approval, its rollback after a cross-collection birth).
-  const code = sqlstate === 'BG428' ? PacketFailure.Precondition : PacketFailure.StepFailed;
+  // A down whose unique index cannot be built online because of duplicates meets the same refusal
+  // (a code born in a second collection during step 7's concurrent build): the data forbids the down,
+  // and the INVALID leftover is gone, so nothing changed.
+  const refused = sqlstate === 'BG428' || (action === 'down' && s.downConcurrently !== undefined && sqlstate === UNIQUE_VIOLATION);
+  const code = refused ? PacketFailure.Precondition : PacketFailure.StepFailed;
   const cause = err instanceof DdlFailure ? err.cause : err;
-  return new PacketError(code, `step ${s.step} (${s.meta.title}) ${what}: ${messageOf(err)}`, { runId, step: s.step, sqlstate, cause });
+  return new PacketError(code, `step ${s.step} (${s.meta.title}) ${what}: ${messageOf(err)}`, { runId, step: s.step, sqlstate: refused ? 'BG428' : sqlstate, cause });
+}
+
+/** Record a refusal (BG428) of one step before any of its statements is sent, and build the error. */
+async function refuse(
+  pool: pg.Pool,
+  r: { runId: string; s: PacketStep; action: 'up' | 'down'; detail: string; owner?: string; approvalId?: string; entryHash?: string },
+  emit: ReturnType<typeof stepEmitter>,
+): Promise<PacketError> {
+  const rowId = await startStepRow(pool, { runId: r.runId, step: r.s.step, action: r.action, owner: r.owner, approvalId: r.approvalId, entryHash: r.entryHash });
+  await finishStepRow(pool, rowId, { status: 'refused', detail: r.detail, sqlstate: 'BG428' });
+  emit('refused', r.action, r.detail);
+  return new PacketError(PacketFailure.Precondition, r.detail, { runId: r.runId, step: r.s.step, sqlstate: 'BG428' });
+}
+
+/**
+ * Whether a rollback has to run this step's down. Not for a self-undoing step (it left nothing),
+ * nor for one whose verify says it is not applied, except: a CONCURRENTLY step (an INVALID leftover
+ * does not verify but still must go), and a step whose down's concurrent index exists without its
+ * constraint (a down stopped between its two parts: the down completes it).
+ */
+export async function downNeeded(pool: Pick<pg.Pool, 'query'>, s: PacketStep, verified: VerifyResult): Promise<boolean> {
+  if (s.meta.selfUndoing) return false;
+  if (verified.ok || s.meta.concurrently) return true;
+  const index = s.downConcurrently === undefined ? undefined : concurrentIndexName(s.downConcurrently);
+  return index !== undefined && (await isUnattachedIndex(pool, index));
+}
+
+/**
+ * Issue 7 item 7: the higher steps (not self-undoing) that still verify as applied. A down run
+ * under them would undo a step others are built on (step 7's under step 8's pivot births), so
+ * rollbackStep refuses; rollback --to N takes the steps in reverse, so it never meets this.
+ */
+export async function appliedAbove(pool: Pick<pg.Pool, 'query'>, s: PacketStep, steps: PacketStep[]): Promise<number[]> {
+  const above: number[] = [];
+  for (const x of steps) {
+    if (x.step > s.step && !x.meta.selfUndoing && (await verifyStepSql(pool, x)).ok) above.push(x.step);
+  }
+  return above;
 }
 
 /** The step's progress events, timed from `started`. */
@@ -133,11 +181,8 @@ export async function applyStep(pool: pg.Pool, step: number | PacketStep, opts: 
     if (s.meta.requiresApproval) {
       const approval = ApprovalSchema.safeParse({ owner: opts.owner, approvalId: opts.approvalId });
       if (!approval.success) {
-        const rowId = await startStepRow(pool, { runId, step: s.step, action: 'up', owner: opts.owner, approvalId: opts.approvalId, entryHash });
         const detail = `step ${s.step} (${s.meta.title}) is a one-way door and needs an owner approval: pass owner and approval id (birthgate apply --owner NAME --approval ID)`;
-        await finishStepRow(pool, rowId, { status: 'refused', detail, sqlstate: 'BG428' });
-        emit('refused', 'up', detail);
-        throw new PacketError(PacketFailure.Precondition, detail, { runId, step: s.step, sqlstate: 'BG428' });
+        throw await refuse(pool, { runId, s, action: 'up', detail, owner: opts.owner, approvalId: opts.approvalId, entryHash }, emit);
       }
       settings = approvalSettings(approval.data);
     }
@@ -170,17 +215,20 @@ export async function applyStep(pool: pg.Pool, step: number | PacketStep, opts: 
 }
 
 /**
- * Roll one step back with its down.sql: skipped when its verify says it is not applied (a
- * CONCURRENTLY step is always run: an INVALID leftover does not verify but still must go).
+ * Roll one step back with its down.sql: skipped when there is nothing to undo (downNeeded); refused
+ * (BG428, nothing sent) while a higher step still verifies as applied, or when the step's
+ * down-precheck.sql says its down would be refused.
  */
 export async function rollbackStep(pool: pg.Pool, step: number | PacketStep, opts: StepRunOptions = {}): Promise<StepOutcome> {
-  const s = typeof step === 'number' ? findStep(opts.steps ?? discoverSteps(), step) : step;
+  const steps = opts.steps ?? discoverSteps();
+  const s = typeof step === 'number' ? findStep(steps, step) : step;
   const ddl = DdlOptionsSchema.parse(opts.ddl ?? {});
   return standalone(pool, 'step', s.step, opts, async (runId) => {
     const started = performance.now();
     const emit = stepEmitter(s, opts, started);
+    const entryHash = opts.entry ? fingerprintHash(opts.entry) : undefined;
     const before = await verifyStepSql(pool, s);
-    if (s.meta.selfUndoing || (!before.ok && !s.meta.concurrently)) {
+    if (!(await downNeeded(pool, s, before))) {
       const exit = opts.entry ?? (await guardedFingerprint(pool));
       const rowId = await startStepRow(pool, { runId, step: s.step, action: 'skip', entryHash: fingerprintHash(exit) });
       const detail = s.meta.selfUndoing ? 'self-undoing step: nothing to roll back' : `not applied, skipped: ${before.detail}`;
@@ -188,7 +236,19 @@ export async function rollbackStep(pool: pg.Pool, step: number | PacketStep, opt
       emit('skip', 'skip', detail);
       return { step: s.step, action: 'skip', attempts: 0, ms: performance.now() - started, detail, exit };
     }
-    const rowId = await startStepRow(pool, { runId, step: s.step, action: 'down', entryHash: opts.entry ? fingerprintHash(opts.entry) : undefined });
+
+    const above = await appliedAbove(pool, s, steps);
+    if (above.length) {
+      const detail = `step ${s.step} (${s.meta.title}) cannot be rolled back out of order: step(s) ${above.join(', ')} still applied; roll back from the top (birthgate rollback --to ${s.step - 1})`;
+      throw await refuse(pool, { runId, s, action: 'down', detail, entryHash }, emit);
+    }
+    // The state as it is now: every higher down has run (above is empty), so no plan is passed.
+    const pre = await runDownPrecheck(pool, s, ddl);
+    if (pre && !pre.ok) {
+      throw await refuse(pool, { runId, s, action: 'down', detail: `step ${s.step} (${s.meta.title}) down-precheck refuses: ${pre.detail}`, entryHash }, emit);
+    }
+
+    const rowId = await startStepRow(pool, { runId, step: s.step, action: 'down', entryHash });
     emit('start', 'down');
     let attempts = 0;
     try {
@@ -201,7 +261,7 @@ export async function rollbackStep(pool: pg.Pool, step: number | PacketStep, opt
       emit('done', 'down', detail, attempts);
       return { step: s.step, action: 'down', attempts, ms: performance.now() - started, detail, exit };
     } catch (err) {
-      const e = failure(err, s, runId, 'rollback failed');
+      const e = failure(err, s, runId, 'rollback failed', 'down');
       await finishStepRow(pool, rowId, { status: e.code === PacketFailure.Precondition ? 'refused' : 'failed', attempts: (err as DdlFailure).attempts ?? attempts, detail: e.message, sqlstate: e.sqlstate });
       emit(e.code === PacketFailure.Precondition ? 'refused' : 'failed', 'down', e.message);
       throw e;

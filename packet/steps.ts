@@ -1,10 +1,17 @@
 // The apply packet as files: sql/apply/NN-slug/{up,down,verify}.sql + meta.json (CONTRACT.md
-// "Layout"). Discovery only — reading and validating, no database. A step is sqitch's triple
-// (deploy/revert/verify) plus the hazards pgroll would mark: CONCURRENTLY, one-way, approval.
+// "Layout"), plus two optional files of a down: down-precheck.sql (its preconditions, read-only) and
+// the file meta.downConcurrently names (its CONCURRENTLY part). Discovery only — reading and
+// validating, no database. A step is sqitch's triple (deploy/revert/verify) plus the hazards pgroll
+// would mark: CONCURRENTLY, one-way, approval.
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { sqlRoot } from '../db/sql-files.ts';
+
+/** A plain file name beside up.sql (no directory part, so a meta.json cannot point outside its folder). */
+const SIBLING_SQL = /^[a-z0-9][a-z0-9-]*\.sql$/;
+/** Files with a fixed role; meta.downConcurrently must name another one. */
+const RESERVED_FILES = new Set(['up.sql', 'down.sql', 'verify.sql', 'down-precheck.sql', 'rehearse.sql']);
 
 export const StepMetaSchema = z.object({
   step: z.number().int().min(1).max(99),
@@ -17,6 +24,12 @@ export const StepMetaSchema = z.object({
   requiresApproval: z.boolean(),
   /** Leaves no state (step 6 smoke test): its verify proves preconditions, so it is re-run, never skipped. */
   selfUndoing: z.boolean().optional().default(false),
+  /**
+   * KB-7D57 step 7's down: a file of this step folder holding one CREATE [UNIQUE] INDEX CONCURRENTLY,
+   * sent alone outside a transaction before the transactional down.sql (which promotes the index
+   * with a brief lock instead of building it under ACCESS EXCLUSIVE). CONTRACT.md "Runner obligations".
+   */
+  downConcurrently: z.string().regex(SIBLING_SQL, 'a .sql file name of the step folder').optional(),
   kb: z.string().min(1),
 });
 export type StepMeta = z.infer<typeof StepMetaSchema>;
@@ -31,6 +44,13 @@ export type PacketStep = {
   verify: string;
   /** For a CONCURRENTLY step: the non-concurrent variant the rehearsal runs inside its transaction. */
   rehearse: string | undefined;
+  /**
+   * down-precheck.sql: one row (ok, detail), read-only. Every down of a rollback has its precheck run
+   * before the first down runs (issue 7 item 7: refuse a rollback whole, never half way).
+   */
+  downPrecheck: string | undefined;
+  /** The CONCURRENTLY part of the down (meta.downConcurrently), run before down.sql outside a transaction. */
+  downConcurrently: string | undefined;
 };
 
 export const defaultStepsRoot = path.join(sqlRoot, 'apply');
@@ -41,6 +61,21 @@ function readRequired(dir: string, file: string): string {
   const p = path.join(dir, file);
   if (!fs.existsSync(p)) throw new Error(`apply packet: ${path.relative(sqlRoot, p)} is missing`);
   return fs.readFileSync(p, 'utf8');
+}
+
+function readOptional(dir: string, file: string): string | undefined {
+  const p = path.join(dir, file);
+  return fs.existsSync(p) ? fs.readFileSync(p, 'utf8') : undefined;
+}
+
+/** The down's CONCURRENTLY file: named by meta.json, so once named it must exist. */
+function readDownConcurrently(dir: string, meta: StepMeta): string | undefined {
+  if (meta.downConcurrently === undefined) return undefined;
+  if (RESERVED_FILES.has(meta.downConcurrently)) {
+    throw new Error(`apply packet: step ${meta.step} downConcurrently must name its own file, not ${meta.downConcurrently}`);
+  }
+  if (meta.concurrently) throw new Error(`apply packet: step ${meta.step} is "concurrently" already; downConcurrently is for a transactional down`);
+  return readRequired(dir, meta.downConcurrently);
 }
 
 /** Every step under `root` in step order; throws on a malformed packet (a runner must not guess). */
@@ -59,7 +94,6 @@ export function discoverSteps(root: string = defaultStepsRoot): PacketStep[] {
     }
     const meta = parsed.data;
     if (meta.step !== Number(m[1])) throw new Error(`apply packet: ${name}/meta.json says step ${meta.step}`);
-    const rehearsePath = path.join(dir, 'rehearse.sql');
     return {
       step: meta.step,
       slug: m[2]!,
@@ -68,7 +102,9 @@ export function discoverSteps(root: string = defaultStepsRoot): PacketStep[] {
       up: readRequired(dir, 'up.sql'),
       down: readRequired(dir, 'down.sql'),
       verify: readRequired(dir, 'verify.sql'),
-      rehearse: fs.existsSync(rehearsePath) ? fs.readFileSync(rehearsePath, 'utf8') : undefined,
+      rehearse: readOptional(dir, 'rehearse.sql'),
+      downPrecheck: readOptional(dir, 'down-precheck.sql'),
+      downConcurrently: readDownConcurrently(dir, meta),
     };
   });
   const seen = new Set<number>();

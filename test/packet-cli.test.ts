@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadWorld } from '../fixtures/world.ts';
+import { applyPacket } from '../packet/apply.ts';
 import { catalogFingerprint, type Fingerprint } from '../packet/fingerprint.ts';
+import { verifyStep } from '../packet/step-runner.ts';
 import { workerPassword } from './support/packet-world.ts';
 import { runCli } from './support/cli.ts';
 import { freshDatabase, type FreshDatabase } from './support/db.ts';
@@ -47,9 +49,9 @@ describe('birthgate apply / rollback / rehearse', () => {
     assert.equal(report.status, 'PASS');
     assert.ok(fs.existsSync(`${file}.md`) && fs.existsSync(`${file}.json`));
 
-    // apply --expect takes the rehearsed governed hash; step 7 without approval stops with exit 1.
+    // apply --expect takes the rehearsed governed hash; step 7 without approval waits for the owner: exit 3.
     const apply = await runCli(['apply', '--through', '7', '--expect', report.entryExit.governedHash, '--json'], env);
-    assert.equal(apply.code, 1, apply.stderr);
+    assert.equal(apply.code, 3, apply.stderr);
     const refusal = JSON.parse(apply.stdout) as { ok: boolean; code: string; step: number };
     assert.deepEqual([refusal.ok, refusal.code, refusal.step], [false, 'BG428', 7]);
 
@@ -57,5 +59,26 @@ describe('birthgate apply / rollback / rehearse', () => {
     assert.equal(rb.code, 0, rb.stderr);
     assert.deepEqual((JSON.parse(rb.stdout) as { steps: Array<{ step: number; action: string }> }).steps.filter((s) => s.action === 'down').map((s) => s.step), [5, 4, 3, 2, 1]);
     assert.deepEqual(await catalogFingerprint(db.pool), entry);
+  });
+
+  test('rollback --to 6 after a cross-collection birth is refused by step 7\'s precheck (BG428): nothing rolled back', async () => {
+    await applyPacket(db.pool, { through: 8, owner: 'test-owner', approvalId: 'APR-KB-7D57-7', reportDir: home });
+    // A code born in dot_tools, inserted into pivot_definitions too: born in a second collection.
+    const pick = await db.pool.query<{ code: string }>(
+      `SELECT d.code FROM dot_tools d WHERE NOT EXISTS (SELECT 1 FROM pivot_definitions p WHERE p.code = d.code)
+          AND EXISTS (SELECT 1 FROM birth_registry b WHERE b.entity_code = d.code AND b.collection_name = 'dot_tools')
+        ORDER BY d.id LIMIT 1`);
+    const code = pick.rows[0]!.code;
+    await db.pool.query(`INSERT INTO pivot_definitions (code, name) VALUES ($1, 'cli cross-collection birth')`, [code]);
+    const before = await catalogFingerprint(db.pool);
+
+    const rb = await runCli(['rollback', '--to', '6', '--json'], env);
+    // README: refused input is exit 2 — and the run is refused before any down.
+    assert.equal(rb.code, 2, rb.stderr);
+    const refusal = JSON.parse(rb.stdout) as { ok: boolean; code: string; sqlstate: string; step: number; message: string };
+    assert.deepEqual([refusal.ok, refusal.code, refusal.sqlstate, refusal.step], [false, 'BG428', 'BG428', 7]);
+    assert.match(refusal.message, new RegExp(`refused before any down ran, nothing changed: step 7 .*born in more than one collection \\(${code}\\)`));
+    assert.deepEqual(await catalogFingerprint(db.pool), before, 'nothing changed');
+    assert.equal((await verifyStep(db.pool, 8)).ok, true, "step 8's pivot births were not rolled back");
   });
 });

@@ -16,7 +16,8 @@ import { catalogFingerprint, type Fingerprint } from '../packet/fingerprint.ts';
 import { readRun } from '../packet/ledger.ts';
 import { PACKET_LOCK } from '../packet/lock.ts';
 import { applyStep, rollbackStep, verifyStep } from '../packet/step-runner.ts';
-import { defaultStepsRoot } from '../packet/steps.ts';
+import { runDownPrecheck } from '../packet/precheck.ts';
+import { defaultStepsRoot, discoverSteps, findStep } from '../packet/steps.ts';
 import { governedTriggers } from '../packet/triggers.ts';
 import { freshDatabase, type FreshDatabase } from './support/db.ts';
 
@@ -122,7 +123,13 @@ describe('apply and rollback through the one-way door', () => {
     const r = await applyPacket(db.pool, { ...approval, reportDir, workerPassword });
     assert.equal(r.workerRole, true);
     const trg = await governedTriggers(db.pool);
-    assert.deepEqual(trg.map((t) => [t.trigger, t.enabled]), [['trg_dt_finalize', 'A'], ['trg_permit_gate_dot_tools', 'A']]);
+    assert.deepEqual(trg.map((t) => [t.table, t.trigger, t.enabled]), [
+      ['birth_drift_baseline', 'trg_drift_baseline_append_only', 'A'], ['birth_drift_baseline', 'trg_drift_baseline_no_truncate', 'A'],
+      ['birth_drift_rebaseline', 'trg_drift_rebaseline_append_only', 'A'], ['birth_drift_rebaseline', 'trg_drift_rebaseline_no_truncate', 'A'],
+      ['dot_tools', 'trg_dt_finalize', 'A'], ['dot_tools', 'trg_permit_consume_dot_tools', 'A'], ['dot_tools', 'trg_permit_gate_dot_tools', 'A'],
+      ['dot_tools', 'trg_permit_guard_delete_dot_tools', 'A'], ['dot_tools', 'trg_permit_guard_dot_tools', 'A'],
+      ['dot_tools', 'trg_permit_guard_truncate_dot_tools', 'A'],
+    ]);
     const u = new URL(db.url);
     u.username = 'birthgate_worker';
     u.password = workerPassword;
@@ -138,9 +145,14 @@ describe('apply and rollback through the one-way door', () => {
 
   test("step 7's rollback refuses clearly once a code is born in a second collection", async () => {
     assert.equal((await verifyStep(db.pool, 8)).ok, true, 'step 8 birthed the pivots in pivot_definitions');
+    // Under step 8 (and the rest) step 7 is refused out of order, before its precheck or down runs.
     const err = await rejectsPacket(rollbackStep(db.pool, 7), PacketFailure.Precondition);
     assert.equal(err.sqlstate, 'BG428');
-    assert.match(err.message, /born in more than one collection \(PIV-101/);
+    assert.match(err.message, /cannot be rolled back out of order: step\(s\) 8, 9, /);
+    // Its precheck names the codes that close the door while step 8's births stand.
+    const pre = await runDownPrecheck(db.pool, findStep(discoverSteps(), 7), { lockTimeoutMs: 1000, statementTimeoutMs: 60_000 });
+    assert.equal(pre?.ok, false);
+    assert.match(pre!.detail, /born in more than one collection \(PIV-101/);
     assert.equal((await verifyStep(db.pool, 7)).ok, true, 'nothing changed');
   });
 

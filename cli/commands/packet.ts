@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createPool } from '../../db/pool.ts';
 import { applyPacket, rollbackPacket } from '../../packet/apply.ts';
-import { PacketError } from '../../packet/errors.ts';
+import { PacketError, PacketFailure } from '../../packet/errors.ts';
 import type { PacketEvent } from '../../packet/events.ts';
 import { rehearse } from '../../rehearsal/rehearse.ts';
 import { renderMarkdown } from '../../rehearsal/report.ts';
@@ -65,6 +65,17 @@ function failed(ctx: CliContext, json: boolean, err: unknown): number {
   if (!(err instanceof PacketError)) throw err;
   if (json) ctx.out(JSON.stringify({ ok: false, code: err.code, sqlstate: err.sqlstate ?? null, runId: err.runId ?? null, step: err.step ?? null, message: err.message, detail: err.detail ?? null }, null, 2));
   else ctx.err(`${err.code}: ${err.message}`);
+  return exitCodeOf(err);
+}
+
+/**
+ * The CLI's exit codes: 3 while the packet waits for a human (the one-way door without the owner's
+ * approval), 2 for a refusal that changed nothing (a rollback whose preconditions fail, bad
+ * request, a busy packet lock), 1 for a failure.
+ */
+export function exitCodeOf(err: PacketError): number {
+  if (err.code === PacketFailure.Precondition) return /needs an owner approval/.test(err.message) ? 3 : 2;
+  if (err.code === PacketFailure.BadRequest || err.code === PacketFailure.Busy) return 2;
   return 1;
 }
 

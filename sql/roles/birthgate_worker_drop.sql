@@ -12,8 +12,8 @@ BEGIN
   BEGIN
     LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE;
     DROP ROLE birthgate_worker;
-  EXCEPTION WHEN dependent_objects_still_exist THEN
-    RAISE NOTICE 'birthgate_worker kept: it still holds privileges in another database';
+  EXCEPTION WHEN dependent_objects_still_exist OR object_in_use THEN
+    RAISE NOTICE 'birthgate_worker kept: it still holds privileges in another database or has sessions';
   END;
 END
 $$;

@@ -1,7 +1,9 @@
 // The simplest way to run the apply packet's files for SQL-level tests: each step's up.sql in
 // order, each down.sql in reverse. Not the packet runner (packet/ owns backups, ledger, lock
 // timeouts and retries); this only honours what the files themselves demand: a CONCURRENTLY step
-// runs outside a transaction, every other step runs in one transaction, step 7 needs an approval.
+// runs outside a transaction, every other step runs in one transaction, step 7 needs an approval,
+// and a down with meta.downConcurrently (step 7) runs its down-precheck.sql (ok=false → BG428), then
+// that file outside a transaction, then down.sql.
 import fs from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
@@ -13,6 +15,8 @@ export type StepMeta = {
   concurrently: boolean;
   oneWay: boolean;
   requiresApproval: boolean;
+  /** A file of the step folder run outside a transaction before down.sql (CONTRACT.md "Runner obligations"). */
+  downConcurrently?: string;
   kb: string;
 };
 
@@ -36,7 +40,7 @@ export function packetSteps(): PacketStep[] {
     }));
 }
 
-function stepFile(step: number, file: 'up.sql' | 'down.sql' | 'verify.sql'): { sql: string; meta: StepMeta } {
+function stepFile(step: number, file: string): { sql: string; meta: StepMeta } {
   const s = packetSteps().find((p) => p.meta.step === step);
   if (!s) throw new Error(`no packet step ${step}`);
   return { sql: readSql(path.join(s.dir, file)), meta: s.meta };
@@ -75,6 +79,12 @@ export async function applyStep(pool: pg.Pool, step: number, approval?: Approval
 
 export async function rollbackStep(pool: pg.Pool, step: number): Promise<void> {
   const { sql, meta } = stepFile(step, 'down.sql');
+  if (meta.downConcurrently) {
+    // The precheck guards the online build: the refusal comes as BG428 naming the codes, not as a unique violation.
+    const pre = await pool.query<{ ok: boolean; detail: string }>(stepFile(step, 'down-precheck.sql').sql);
+    if (!pre.rows[0]?.ok) throw Object.assign(new Error(pre.rows[0]?.detail ?? 'down-precheck.sql returned no row'), { code: 'BG428' });
+    await runFile(pool, stepFile(step, meta.downConcurrently).sql, { ...meta, concurrently: true });
+  }
   await runFile(pool, sql, meta);
 }
 

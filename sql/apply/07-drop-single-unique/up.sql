@@ -16,3 +16,8 @@ END;
 $$;
 
 ALTER TABLE birth_registry DROP CONSTRAINT IF EXISTS birth_registry_entity_code_unique;
+-- A rollback stopped between its two parts (down-concurrently.sql built the index, down.sql did not
+-- promote it, and the runner could not drop it again) leaves the index without its constraint: it
+-- still enforces UNIQUE(entity_code), so the up removes it too. Catalog-only, under the lock the
+-- DROP CONSTRAINT above already holds; a no-op otherwise.
+DROP INDEX IF EXISTS public.birth_registry_entity_code_unique;

@@ -111,7 +111,8 @@ $$;
 -- DESIGN §3 gate, BEFORE INSERT: a RESERVED, unexpired permit for exactly (NEW.code, 'dot_tools') must
 -- exist; it is locked here (FOR UPDATE serialises two inserts racing for one permit: the second waits,
 -- then finds it CONSUMED and is refused). Nothing is consumed yet: a row skipped by ON CONFLICT never
--- reaches the AFTER trigger below, so it consumes nothing.
+-- reaches the AFTER trigger below, so it consumes nothing. The stop-conditions (kill switch,
+-- gate_drift, family code rule) are checked once, by the AFTER trigger, on the row as stored.
 CREATE FUNCTION public.fn_dot_tools_permit_gate()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -124,11 +125,14 @@ BEGIN
   IF NOT public.fn_family_flag('dot_tools', 'birth_admission_required') THEN
     RETURN NEW;
   END IF;
+  IF NEW.code IS NULL OR btrim(NEW.code::text) = '' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = 'dot_tools insert refused: the row has no code, so no birth permit can match it';
+  END IF;
   SELECT * INTO v FROM public.birth_admission_permit p
    WHERE p.entity_code = NEW.code::text AND p.collection_name = 'dot_tools' AND p.state = 'RESERVED'
    FOR UPDATE;
   v_found := FOUND;
-  PERFORM public.fn_admission_precheck('dot_tools', NEW.code::text, v.break_glass_id);
   IF NOT v_found THEN
     RAISE EXCEPTION USING ERRCODE = 'BG403',
       MESSAGE = format('dot_tools insert of %s refused: %s', left(NEW.code::text, 80),

@@ -274,7 +274,17 @@ DECLARE
   v_findings integer := 0;
   v_detail text := '';
 BEGIN
-  FOR d IN SELECT x.dim, x.count_fn, x.hard FROM public.birth_admission_dim x WHERE x.enabled ORDER BY x.dim LOOP
+  -- The four dims of this step are computed whatever the table says (a superuser who deletes or
+  -- disables gate_drift's row must not switch off the check that reports it); the table adds dims.
+  FOR d IN SELECT b.dim, b.count_fn::regprocedure AS count_fn, true AS hard
+             FROM (VALUES ('admission_ungated_rows', 'public.fn_dim_ungated_rows()'),
+                          ('admission_unlinked_births', 'public.fn_dim_unlinked_births()'),
+                          ('gate_drift', 'public.fn_gate_drift_dim()'),
+                          ('permit_log_mismatch', 'public.fn_dim_permit_log_mismatch()')) b(dim, count_fn)
+           UNION ALL
+           SELECT x.dim, x.count_fn, x.hard FROM public.birth_admission_dim x
+            WHERE x.enabled AND x.dim NOT IN ('admission_ungated_rows', 'admission_unlinked_births', 'gate_drift', 'permit_log_mismatch')
+           ORDER BY 1 LOOP
     dim := d.dim; hard := d.hard; block_count := NULL; detail := NULL; computed := false;
     SELECT (r.rolsuper OR r.rolname = 'birthgate_owner') AND p.pronamespace = 'public'::regnamespace
       INTO v_trusted
