@@ -235,10 +235,12 @@ BEGIN
       MESSAGE = format('dot_tools delete of %s refused: the row was admitted in this transaction (permit %s) and cannot be removed before it commits',
                        left(OLD.code::text, 80), v.permit_id);
   END IF;
-  IF NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
+  -- session_user: inside this SECURITY DEFINER function current_user is birthgate_owner; the login
+  -- that deletes is the session's (a SET ROLE to a lesser role does not widen it).
+  IF NOT pg_has_role(session_user, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
     RAISE EXCEPTION USING ERRCODE = 'BG403',
       MESSAGE = format('dot_tools delete of %s refused: %s removes a governed row only through fn_admission_rollback',
-                       left(OLD.code::text, 80), current_user);
+                       left(OLD.code::text, 80), session_user);
   END IF;
   RETURN OLD;
 END;

@@ -22,7 +22,7 @@ DROP FUNCTION IF EXISTS public.fn_dim_unlinked_births();
 DROP FUNCTION IF EXISTS public.fn_dim_ungated_rows();
 DROP FUNCTION IF EXISTS public.fn_birthgate_drop_record();
 DROP FUNCTION IF EXISTS public.fn_birthgate_ddl_record();
-DROP FUNCTION IF EXISTS public.fn_ddl_ledger_record(text, text, text);
+DROP FUNCTION IF EXISTS public.fn_ddl_ledger_record(text, text, text, text);
 DO $$
 DECLARE
   -- One archive schema per rollback: the tables keep their names (and their indexes, sequences and

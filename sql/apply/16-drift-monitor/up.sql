@@ -29,14 +29,17 @@ REVOKE ALL ON TABLE public.birth_ddl_ledger FROM PUBLIC;
 
 -- Called by the event-trigger functions below with the caller's rights, so EXECUTE is PUBLIC; it can
 -- only add a row stamped with the real session role, never remove one.
-CREATE FUNCTION public.fn_ddl_ledger_record(p_command_tag text, p_object_type text, p_object_identity text)
+CREATE FUNCTION public.fn_ddl_ledger_record(p_command_tag text, p_object_type text, p_object_identity text, p_acting_role text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  -- current_user here is birthgate_owner; the DDL author's role comes from the event-trigger function
+  -- (SECURITY INVOKER), the login from session_user (the column default).
   INSERT INTO public.birth_ddl_ledger (acting_role, command_tag, object_type, object_identity)
-  VALUES (current_user, left(coalesce(p_command_tag, '?'), 100), left(p_object_type, 100), left(p_object_identity, 1000));
+  VALUES (left(coalesce(p_acting_role, '?'), 100), left(coalesce(p_command_tag, '?'), 100), left(p_object_type, 100),
+          left(p_object_identity, 1000));
 END;
 $$;
 
@@ -50,7 +53,7 @@ DECLARE
 BEGIN
   FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
     IF r.schema_name IS NULL OR r.schema_name = 'public' THEN
-      PERFORM public.fn_ddl_ledger_record(r.command_tag, r.object_type, r.object_identity);
+      PERFORM public.fn_ddl_ledger_record(r.command_tag, r.object_type, r.object_identity, current_user::text);
     END IF;
   END LOOP;
 END;
@@ -66,7 +69,7 @@ DECLARE
 BEGIN
   FOR r IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE original LOOP
     IF r.schema_name IS NULL OR r.schema_name = 'public' THEN
-      PERFORM public.fn_ddl_ledger_record(TG_TAG, r.object_type, r.object_identity);
+      PERFORM public.fn_ddl_ledger_record(TG_TAG, r.object_type, r.object_identity, current_user::text);
     END IF;
   END LOOP;
 END;
@@ -469,8 +472,8 @@ BEGIN
 END;
 $$;
 
-REVOKE ALL ON FUNCTION public.fn_ddl_ledger_record(text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION public.fn_ddl_ledger_record(text, text, text) TO PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_ddl_ledger_record(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.fn_ddl_ledger_record(text, text, text, text) TO PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_birthgate_ddl_record() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_birthgate_drop_record() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_dim_ungated_rows() FROM PUBLIC;
@@ -490,7 +493,7 @@ REVOKE ALL ON FUNCTION public.fn_admission_preflight(text, text) FROM PUBLIC;
 ALTER TABLE public.birth_ddl_ledger OWNER TO birthgate_owner;
 ALTER TABLE public.birth_admission_dim OWNER TO birthgate_owner;
 ALTER TABLE public.birth_admission_switch_log OWNER TO birthgate_owner;
-ALTER FUNCTION public.fn_ddl_ledger_record(text, text, text) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_ddl_ledger_record(text, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_birthgate_ddl_record() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_birthgate_drop_record() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_dim_ungated_rows() OWNER TO birthgate_owner;
