@@ -19,6 +19,8 @@ import { rehearse } from '../rehearsal/rehearse.ts';
 import type { BenchContext, BenchDatabase, BenchReport } from './context.ts';
 
 const N_TEST = Number(process.env.BIRTHGATE_BENCH_INSERTS ?? 2000);
+/** BIRTHGATE_BENCH_COMPARE_PACKET=<dir of another sql/apply>: (a) also measures that packet in every round. */
+const COMPARE = process.env.BIRTHGATE_BENCH_COMPARE_PACKET;
 const N_PROD = Number(process.env.BIRTHGATE_BENCH_PROD_INSERTS ?? 100);
 // BIRTHGATE_BENCH_PACKET_ONLY=insert: only (a) on the test world (the prod-world runs take minutes);
 // BIRTHGATE_BENCH_PACKET_ONLY=drift: only (d), the drift tick, on the prod world.
@@ -86,6 +88,7 @@ async function insertRatio(ctx: BenchContext, db: BenchDatabase, client: pg.Clie
 
   const entry: Sample[] = [];
   const gated: Sample[] = [];
+  const compared: Sample[] = [];
   let both: Sample | undefined;
   let applyMs = 0;
   let rollbackMs = 0;
@@ -105,6 +108,16 @@ async function insertRatio(ctx: BenchContext, db: BenchDatabase, client: pg.Clie
     const t2 = performance.now();
     await rollbackPacket(db.pool, { to: 0 });
     rollbackMs ||= performance.now() - t2;
+    if (COMPARE) {
+      // The same inserts under another packet (e.g. a checkout of an earlier commit), on the same
+      // world, in the same round: a before/after comparison measured in one run.
+      await applyPacket(db.pool, { ...approval, stepsRoot: COMPARE });
+      const cpermits: string[] = [];
+      for (let i = 0; i < n; i++) cpermits.push(await issue(`dot-bench-${key}-c${r}-${i}`));
+      compared.push(await timed(n, (i) => insert(cpermits[i]!)));
+      await cleanup();
+      await rollbackPacket(db.pool, { to: 0, stepsRoot: COMPARE });
+    }
   }
   entry.push(await timed(n, entryInsert(client, `${key}-e${rounds}`)));
   await cleanup();
@@ -123,7 +136,13 @@ async function insertRatio(ctx: BenchContext, db: BenchDatabase, client: pg.Clie
   entry.forEach((t, i) => {
     rows.push(row(`entry, sample ${i + 1}`, t, n));
     if (gated[i]) rows.push(row(`permit gate + deferred finalize, sample ${i + 1}`, gated[i]!, n));
+    if (compared[i]) rows.push(row(`compared packet (${path.basename(path.dirname(path.dirname(COMPARE!)))}), sample ${i + 1}`, compared[i]!, n));
   });
+  if (compared.length) {
+    const cPer = median(compared.map((x) => x.totalMs / n));
+    rows.push({ path: 'compared / entry, median samples', n: rounds, total_ms: '', per_insert_ms: round(cPer), p50_ms: round(median(compared.map((x) => x.p50))), p95_ms: '', ratio: round(cPer / entryPer) });
+    rows.push({ path: 'this packet − compared, per insert (ms)', n: rounds, total_ms: '', per_insert_ms: round(gatedPer - cPer), p50_ms: '', p95_ms: '', ratio: round(gatedPer / cPer) });
+  }
   if (both) rows.push(row('issue permit + gated insert (2 txns)', both, m));
   rows.push({ path: 'gated / entry, median samples', n: rounds, total_ms: '', per_insert_ms: round(gatedPer), p50_ms: round(median(gated.map((x) => x.p50))), p95_ms: '', ratio: round(gatedPer / entryPer) });
   return {

@@ -126,7 +126,7 @@ describe('apply and rollback through the one-way door', () => {
     assert.deepEqual(trg.map((t) => [t.table, t.trigger, t.enabled]), [
       ['birth_drift_baseline', 'trg_drift_baseline_append_only', 'A'], ['birth_drift_baseline', 'trg_drift_baseline_no_truncate', 'A'],
       ['birth_drift_rebaseline', 'trg_drift_rebaseline_append_only', 'A'], ['birth_drift_rebaseline', 'trg_drift_rebaseline_no_truncate', 'A'],
-      ['dot_tools', 'trg_dt_finalize', 'A'], ['dot_tools', 'trg_permit_consume_dot_tools', 'A'], ['dot_tools', 'trg_permit_gate_dot_tools', 'A'],
+      ['dot_tools', 'trg_dt_consume', 'A'], ['dot_tools', 'trg_dt_finalize', 'A'], ['dot_tools', 'trg_permit_gate_dot_tools', 'A'],
       ['dot_tools', 'trg_permit_guard_delete_dot_tools', 'A'], ['dot_tools', 'trg_permit_guard_dot_tools', 'A'],
       ['dot_tools', 'trg_permit_guard_truncate_dot_tools', 'A'],
     ]);

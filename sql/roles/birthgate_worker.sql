@@ -97,7 +97,7 @@ BEGIN
     GRANT SELECT ON public.dot_tools TO birthgate_worker;
     v_guarded := (SELECT count(*) FROM pg_trigger
                    WHERE tgrelid = 'public.dot_tools'::regclass AND tgenabled = 'A'
-                     AND tgname IN ('trg_permit_gate_dot_tools', 'trg_permit_consume_dot_tools', 'trg_dt_finalize',
+                     AND tgname IN ('trg_permit_gate_dot_tools', 'trg_dt_consume', 'trg_dt_finalize',
                                     'trg_permit_guard_dot_tools', 'trg_permit_guard_delete_dot_tools')) = 5;
     IF v_guarded AND to_regclass('public.birth_admission_family') IS NOT NULL THEN
       -- dynamic: the family table does not exist on a packet applied only part of the way

@@ -5,6 +5,10 @@
 -- the block returns; the outer block then judges the findings and fails the step loudly if the birth
 -- was wrong. The runner needs nothing special: the file succeeds (leaving no state) or raises.
 -- What is not transactional is not undone: the dot_tools identity sequence advances by one.
+-- SECURITY.md: an estate table is written as its owner, so triggers the owner put on it never run
+-- with the applying superuser's rights.
+SELECT set_config('role', pg_catalog.pg_get_userbyid(c.relowner)::text, true) FROM pg_catalog.pg_class c
+ WHERE c.oid = 'public.dot_tools'::regclass;
 DO $$
 DECLARE
   v_code     text := 'BGSMOKE-' || pg_current_xact_id()::text;
@@ -38,3 +42,4 @@ BEGIN
   RAISE NOTICE 'KB-7D57 step 6 smoke test passed: one managed insert born exactly once under the composite; rolled back';
 END
 $$;
+RESET ROLE;

@@ -10,7 +10,7 @@ $$;
 DROP TRIGGER IF EXISTS trg_permit_guard_truncate_dot_tools ON public.dot_tools;
 DROP TRIGGER IF EXISTS trg_permit_guard_delete_dot_tools ON public.dot_tools;
 DROP TRIGGER IF EXISTS trg_permit_guard_dot_tools ON public.dot_tools;
-DROP TRIGGER IF EXISTS trg_permit_consume_dot_tools ON public.dot_tools;
+DROP TRIGGER IF EXISTS trg_dt_consume ON public.dot_tools;
 DROP TRIGGER IF EXISTS trg_permit_gate_dot_tools ON public.dot_tools;
 DROP FUNCTION IF EXISTS public.fn_dot_tools_row_guard();
 DROP FUNCTION IF EXISTS public.fn_dot_tools_permit_consume();

@@ -42,11 +42,21 @@ RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v boolean;
 BEGIN
-  RETURN coalesce((SELECT CASE p_key WHEN 'birth_admission_required' THEN f.required
-                                     WHEN 'admission_halted' THEN f.halted END
-                     FROM public.birth_admission_family f
-                    WHERE f.collection_name = p_collection_name), false);
+  SELECT CASE p_key WHEN 'birth_admission_required' THEN f.required WHEN 'admission_halted' THEN f.halted END
+    INTO v FROM public.birth_admission_family f WHERE f.collection_name = p_collection_name;
+  IF FOUND THEN
+    RETURN coalesce(v, false);
+  END IF;
+  -- Fail closed: a family whose flag was set (its entry state was recorded by step 11) stays governed
+  -- when its row disappears (a superuser's DELETE); the drift watch reports the missing row.
+  IF p_key = 'birth_admission_required' AND to_regclass('public.birth_admission_entry') IS NOT NULL THEN
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM public.birth_admission_entry e WHERE e.collection_name = $1)' INTO v USING p_collection_name;
+    RETURN v;
+  END IF;
+  RETURN false;
 END;
 $$;
 
@@ -259,7 +269,9 @@ REVOKE ALL ON TABLE public.birth_admission_family, public.birth_admission_guard 
 CREATE TRIGGER trg_permit_gate_dot_tools
   BEFORE INSERT ON public.dot_tools
   FOR EACH ROW EXECUTE FUNCTION public.fn_dot_tools_permit_gate();
-CREATE TRIGGER trg_permit_consume_dot_tools
+-- Named to sort before trg_dt_finalize: under SET CONSTRAINTS … IMMEDIATE the finalize fires with the
+-- other AFTER triggers at the end of the statement, in name order, and must find the permit consumed.
+CREATE TRIGGER trg_dt_consume
   AFTER INSERT ON public.dot_tools
   FOR EACH ROW EXECUTE FUNCTION public.fn_dot_tools_permit_consume();
 CREATE TRIGGER trg_permit_guard_dot_tools
@@ -274,7 +286,7 @@ CREATE TRIGGER trg_permit_guard_truncate_dot_tools
 
 -- DESIGN §3: ENABLE ALWAYS, else SET session_replication_role = replica skips them silently.
 ALTER TABLE public.dot_tools ENABLE ALWAYS TRIGGER trg_permit_gate_dot_tools;
-ALTER TABLE public.dot_tools ENABLE ALWAYS TRIGGER trg_permit_consume_dot_tools;
+ALTER TABLE public.dot_tools ENABLE ALWAYS TRIGGER trg_dt_consume;
 ALTER TABLE public.dot_tools ENABLE ALWAYS TRIGGER trg_permit_guard_dot_tools;
 ALTER TABLE public.dot_tools ENABLE ALWAYS TRIGGER trg_permit_guard_delete_dot_tools;
 ALTER TABLE public.dot_tools ENABLE ALWAYS TRIGGER trg_permit_guard_truncate_dot_tools;

@@ -3,7 +3,7 @@
 -- ENABLE ALWAYS (tgenabled = 'A') and calling its birthgate_owner function; the family table exists.
 WITH want(tgname, fn, timing_before, ev) AS (VALUES
   ('trg_permit_gate_dot_tools', 'fn_dot_tools_permit_gate', true, 4),
-  ('trg_permit_consume_dot_tools', 'fn_dot_tools_permit_consume', false, 4),
+  ('trg_dt_consume', 'fn_dot_tools_permit_consume', false, 4),
   ('trg_permit_guard_dot_tools', 'fn_dot_tools_row_guard', false, 16),
   ('trg_permit_guard_delete_dot_tools', 'fn_dot_tools_row_guard', true, 8),
   ('trg_permit_guard_truncate_dot_tools', 'fn_dot_tools_row_guard', true, 32)

@@ -7,8 +7,10 @@ BEGIN
   END IF;
 END
 $$;
+DROP EVENT TRIGGER IF EXISTS trg_birthgate_protect_estate;
+DROP FUNCTION IF EXISTS public.fn_admission_protect_estate();
 DROP FUNCTION IF EXISTS public.fn_admission_insert_dot_tools(bigint, jsonb);
 DROP FUNCTION IF EXISTS public.fn_admission_insert_permit(bigint);
 DROP TRIGGER IF EXISTS trg_dt_finalize ON public.dot_tools;
 DROP FUNCTION IF EXISTS public.fn_dt_finalize();
-DROP FUNCTION IF EXISTS public.fn_admission_estate_write_check(regclass);
+DROP FUNCTION IF EXISTS public.fn_admission_estate_write_check();

@@ -10,50 +10,55 @@
 -- EXCLUSIVE conflicts with CREATE TRIGGER/RULE/POLICY/INDEX and ALTER TABLE), then refuse unless it is
 -- a plain table whose every trigger function belongs to a trusted role (birthgate_owner or a
 -- superuser) and whose indexes, constraints, defaults and column types call nothing outside pg_catalog.
-CREATE FUNCTION public.fn_admission_estate_write_check(p_relation regclass)
+CREATE FUNCTION public.fn_admission_estate_write_check()
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-SET row_security = off
 AS $$
 DECLARE
   v_why text;
 BEGIN
-  EXECUTE format('LOCK TABLE %s IN ROW EXCLUSIVE MODE', p_relation);
+  LOCK TABLE public.birth_registry IN ROW EXCLUSIVE MODE;
+  -- Each probe is an index lookup. Dependencies on built-in (pinned) objects are never recorded in
+  -- pg_depend, so any recorded dependency of an index, constraint or default on a function or an
+  -- operator is on a user-defined one.
   SELECT CASE
       WHEN c.relkind <> 'r' THEN format('relkind %s', c.relkind)
       WHEN c.relhasrules THEN 'it has rules'
       WHEN c.relrowsecurity THEN 'row level security is enabled'
       WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
                      JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-                     JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
                     WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
-                      AND NOT (r.rolsuper OR r.rolname = 'birthgate_owner')) THEN 'a trigger runs a function of an untrusted owner'
+                      AND p.proowner <> 'birthgate_owner'::regrole
+                      AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = p.proowner))
+        THEN 'a trigger runs a function of an untrusted owner'
       WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                       AND ty.typnamespace <> 'pg_catalog'::regnamespace) THEN 'a column has a user-defined type'
-      WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                    WHERE d.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass)
-                      AND ((d.classid = 'pg_catalog.pg_class'::regclass
-                            AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid))
-                        OR (d.classid = 'pg_catalog.pg_constraint'::regclass
-                            AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid))
-                        OR (d.classid = 'pg_catalog.pg_attrdef'::regclass
-                            AND d.objid IN (SELECT ad.oid FROM pg_catalog.pg_attrdef ad WHERE ad.adrelid = c.oid)))
-                      AND coalesce((SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid = d.refobjid),
-                                   (SELECT o.oprnamespace FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid))
-                          <> 'pg_catalog'::regnamespace) THEN 'an index, constraint or default calls a user-defined function'
+      WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                     JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = i.indexrelid
+                    WHERE i.indrelid = c.oid
+                      AND d.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass))
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                     JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass AND d.objid = k.oid
+                    WHERE k.conrelid = c.oid
+                      AND d.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass))
+        OR EXISTS (SELECT 1 FROM pg_catalog.pg_attrdef ad
+                     JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+                    WHERE ad.adrelid = c.oid
+                      AND d.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_operator'::regclass))
+        THEN 'an index, constraint or default calls a user-defined function or operator'
     END
     INTO v_why
-    FROM pg_catalog.pg_class c WHERE c.oid = p_relation;
+    FROM pg_catalog.pg_class c WHERE c.oid = 'public.birth_registry'::regclass;
   IF v_why IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'BG403',
-      MESSAGE = format('refusing to write %s: %s (its code would run with birthgate_owner''s rights)', p_relation, v_why),
+      MESSAGE = format('refusing to write birth_registry: %s (its code would run with birthgate_owner''s rights)', v_why),
       HINT = 'the drift watch reports the change; restore the table or have the owner review it';
   END IF;
 END;
 $$;
-REVOKE ALL ON FUNCTION public.fn_admission_estate_write_check(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_admission_estate_write_check() FROM PUBLIC;
 
 -- KB-3A66 §7, fail closed: at commit the row must still exist with its code, and carry a permit that
 -- this transaction consumed for exactly that row (id and code), unexpired; its birth must be the live
@@ -103,7 +108,7 @@ BEGIN
   END IF;
 
   -- The AFTER INSERT birth triggers (fn_birth_registry_auto) ran at the end of the insert statement.
-  PERFORM public.fn_admission_estate_write_check('public.birth_registry'::regclass);
+  PERFORM public.fn_admission_estate_write_check();
   SELECT b.id, b.status::text AS status, b.entity_id INTO v_birth
     FROM public.birth_registry b
    WHERE b.entity_code = v.entity_code AND b.collection_name = 'dot_tools'
@@ -244,7 +249,69 @@ $$;
 
 REVOKE ALL ON FUNCTION public.fn_admission_insert_dot_tools(bigint, jsonb) FROM PUBLIC;
 
-ALTER FUNCTION public.fn_admission_estate_write_check(regclass) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_estate_write_check() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_dt_finalize() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_insert_permit(bigint) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_insert_dot_tools(bigint, jsonb) OWNER TO birthgate_owner;
+
+-- SECURITY.md: the estate owner owns dot_tools and the tables the admission reads, so PostgreSQL lets it
+-- disable the gate's triggers (and insert past them), retype a column the admission reads to a type of
+-- its own (whose casts would then run inside definer code), or add rules, policies, triggers and
+-- indexes to birth_registry. This event trigger refuses those changes at the end of the DDL, for every
+-- login that is not a superuser (a superuser's are recorded by the DDL ledger and found by the drift
+-- watch). ENABLE ALWAYS; it belongs to the applying superuser (event triggers must), its function to
+-- birthgate_owner.
+CREATE FUNCTION public.fn_admission_protect_estate()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_why text;
+BEGIN
+  IF coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user), false) THEN
+    RETURN;
+  END IF;
+  SELECT string_agg(x.why, '; ') INTO v_why FROM (
+    -- The admission's triggers on dot_tools, each present and ENABLE ALWAYS.
+    SELECT format('trigger %s on dot_tools is %s', w.tgname, coalesce(t.tgenabled::text, 'missing')) AS why
+      FROM (VALUES ('trg_permit_gate_dot_tools'), ('trg_dt_consume'), ('trg_dt_finalize'), ('trg_permit_guard_dot_tools'),
+                   ('trg_permit_guard_delete_dot_tools'), ('trg_permit_guard_truncate_dot_tools')) w(tgname)
+      LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = to_regclass('public.dot_tools') AND t.tgname = w.tgname
+     WHERE to_regclass('public.dot_tools') IS NOT NULL AND t.tgenabled IS DISTINCT FROM 'A'
+    UNION ALL
+    -- The estate tables admission code reads: plain tables, built-in column types, no rules, no row security.
+    SELECT format('%s: %s', c.oid::regclass, CASE WHEN c.relkind <> 'r' THEN 'no longer a plain table'
+                                                   WHEN c.relhasrules THEN 'rules' ELSE 'row level security' END)
+      FROM pg_catalog.pg_class c
+     WHERE c.oid IN (to_regclass('public.dot_tools'), to_regclass('public.birth_registry'), to_regclass('public.meta_catalog'),
+                     to_regclass('public.dot_config'))
+       AND (c.relkind <> 'r' OR c.relhasrules OR c.relrowsecurity)
+    UNION ALL
+    SELECT format('%s.%s has type %s, not a built-in type', a.attrelid::regclass, a.attname, format_type(a.atttypid, a.atttypmod))
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+     WHERE a.attrelid IN (to_regclass('public.dot_tools'), to_regclass('public.birth_registry'), to_regclass('public.meta_catalog'),
+                          to_regclass('public.dot_config'))
+       AND a.attnum > 0 AND NOT a.attisdropped AND ty.typnamespace <> 'pg_catalog'::regnamespace
+  ) x;
+  IF v_why IS NULL AND to_regclass('public.birth_registry') IS NOT NULL THEN
+    BEGIN
+      PERFORM public.fn_admission_estate_write_check();
+    EXCEPTION WHEN SQLSTATE 'BG403' THEN
+      v_why := SQLERRM;
+    END;
+  END IF;
+  IF v_why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG403',
+      MESSAGE = format('%s refused: the admission depends on it (%s)', TG_TAG, left(v_why, 500)),
+      HINT = 'SECURITY.md: only a superuser may change this, and the drift watch then reports it';
+  END IF;
+END;
+$$;
+REVOKE ALL ON FUNCTION public.fn_admission_protect_estate() FROM PUBLIC;
+ALTER FUNCTION public.fn_admission_protect_estate() OWNER TO birthgate_owner;
+CREATE EVENT TRIGGER trg_birthgate_protect_estate ON ddl_command_end
+  WHEN TAG IN ('ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER', 'DROP TRIGGER', 'CREATE RULE', 'CREATE POLICY',
+               'ALTER POLICY', 'CREATE INDEX', 'ALTER INDEX', 'CREATE TABLE AS', 'CREATE VIEW', 'DROP TABLE', 'DROP RULE')
+  EXECUTE FUNCTION public.fn_admission_protect_estate();
+ALTER EVENT TRIGGER trg_birthgate_protect_estate ENABLE ALWAYS;

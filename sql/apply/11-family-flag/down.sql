@@ -9,5 +9,9 @@ BEGIN
 END
 $$;
 DELETE FROM public.birth_admission_family WHERE collection_name = 'dot_tools';
+SELECT set_config('role', pg_catalog.pg_get_userbyid(c.relowner)::text, true) FROM pg_catalog.pg_class c
+ WHERE c.oid = 'public.dot_config'::regclass;  -- written as its owner (SECURITY.md)
 DELETE FROM public.dot_config WHERE collection_name = 'dot_tools' AND config_key = 'birth_admission_required';
+RESET ROLE;
 DROP TABLE IF EXISTS public.birth_admission_entry;
+DROP FUNCTION IF EXISTS public.fn_admission_entry_immutable();

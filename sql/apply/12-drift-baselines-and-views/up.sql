@@ -57,8 +57,8 @@ ALTER TABLE public.birth_drift_baseline ENABLE ALWAYS TRIGGER trg_drift_baseline
 ALTER TABLE public.birth_drift_rebaseline ENABLE ALWAYS TRIGGER trg_drift_rebaseline_append_only;
 ALTER TABLE public.birth_drift_rebaseline ENABLE ALWAYS TRIGGER trg_drift_rebaseline_no_truncate;
 
--- The admission's BLOCK-dim policy as text rows for the control fingerprint; empty until step 16
--- creates the table (a later step swaps nothing here: the table is read when it exists).
+-- The admission's BLOCK-dim policy and the digest of the entry state as text rows for the control
+-- fingerprint; each read when its table exists (steps 11 and 16 create them).
 CREATE FUNCTION public.fn_drift_control_policy()
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -67,13 +67,22 @@ SET row_security = off
 AS $$
 DECLARE
   v jsonb;
+  v_entry jsonb := '[]'::jsonb;
 BEGIN
+  -- The entry state of the flagged families (step 11): its size and digest, so a row whitelisted into
+  -- it is a finding.
+  IF to_regclass('public.birth_admission_entry') IS NOT NULL THEN
+    EXECUTE $q$SELECT jsonb_build_array(format('entry:%s:%s', count(*),
+                 md5(coalesce(string_agg(format('%s|%s|%s|%s', e.collection_name, e.kind, e.id, e.entity_code), ','
+                                         ORDER BY e.collection_name, e.kind, e.id), ''))))
+                 FROM public.birth_admission_entry e$q$ INTO v_entry;
+  END IF;
   IF to_regclass('public.birth_admission_dim') IS NULL THEN
-    RETURN '[]'::jsonb;
+    RETURN v_entry;
   END IF;
   EXECUTE 'SELECT coalesce(jsonb_agg(format(''%s:%s:%s:%s'', d.dim, d.count_fn, d.hard, d.enabled) ORDER BY d.dim), ''[]'')
              FROM public.birth_admission_dim d' INTO v;
-  RETURN v;
+  RETURN v || v_entry;
 END;
 $$;
 
@@ -115,8 +124,10 @@ AS $$
     SELECT DISTINCT t.tgrelid FROM pg_catalog.pg_trigger t
      WHERE NOT t.tgisinternal AND (t.tgfoid IN (SELECT oid FROM governed_fn) OR t.tgrelid IN (SELECT oid FROM governed_rel))
   )
+  -- xmin: a body swapped and restored, or an attribute changed and changed back, rewrites the catalog
+  -- row even when the definition ends up equal (and even with the DDL ledger's event trigger off).
   SELECT 'function'::text, p.oid::regprocedure::text,
-         md5(pg_catalog.pg_get_functiondef(p.oid) || '|' || pg_catalog.pg_get_userbyid(p.proowner) || '|' ||
+         md5(pg_catalog.pg_get_functiondef(p.oid) || '|' || p.xmin::text || '|' || pg_catalog.pg_get_userbyid(p.proowner) || '|' ||
              coalesce((SELECT string_agg(format('%s:%s:%s', x.grantee, x.privilege_type, x.is_grantable), ',' ORDER BY x.grantee, x.privilege_type)
                          FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) x), '')),
          jsonb_build_object('oid', p.oid::bigint, 'security_definer', p.prosecdef, 'owner', pg_catalog.pg_get_userbyid(p.proowner),
@@ -124,7 +135,7 @@ AS $$
     FROM pg_catalog.pg_proc p WHERE p.oid IN (SELECT oid FROM governed_fn) AND p.prokind = 'f'
   UNION ALL
   SELECT 'trigger_set', g.tgrelid::regclass::text,
-         md5(string_agg(format('%s:%s:%s', t.tgname, t.tgfoid::regprocedure, t.tgenabled), ',' ORDER BY t.tgname)),
+         md5(string_agg(format('%s:%s:%s:%s', t.tgname, t.tgfoid::regprocedure, t.tgenabled, t.xmin), ',' ORDER BY t.tgname)),
          jsonb_agg(jsonb_build_object('trigger', t.tgname, 'function', t.tgfoid::regproc::text, 'enabled', t.tgenabled)
                    ORDER BY t.tgname)
     FROM governed_tables g JOIN pg_catalog.pg_trigger t ON t.tgrelid = g.tgrelid AND NOT t.tgisinternal
@@ -157,7 +168,7 @@ AS $$
                                            WHERE o.oprnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)),
                             'casts', (SELECT count(*) FROM pg_catalog.pg_cast k WHERE k.oid >= 16384))
   UNION ALL
-  SELECT 'event_trigger', e.evtname::text, md5(format('%s|%s|%s|%s', e.evtevent, e.evtfoid::regproc, e.evtenabled, e.evttags)),
+  SELECT 'event_trigger', e.evtname::text, md5(format('%s|%s|%s|%s|%s', e.evtevent, e.evtfoid::regproc, e.evtenabled, e.evttags, e.xmin)),
          jsonb_build_object('event', e.evtevent, 'function', e.evtfoid::regproc::text, 'enabled', e.evtenabled)
     FROM pg_catalog.pg_event_trigger e
   UNION ALL

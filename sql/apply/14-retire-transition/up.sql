@@ -40,7 +40,7 @@ DECLARE
   v_has_row boolean := false;
   v_children bigint;
 BEGIN
-  PERFORM public.fn_admission_estate_write_check('public.birth_registry'::regclass);
+  PERFORM public.fn_admission_estate_write_check();
   SELECT b.id, b.entity_code::text AS code, b.collection_name::text AS coll, b.status::text AS status
     INTO v FROM public.birth_registry b WHERE b.id = p_birth_id FOR UPDATE;
   IF NOT FOUND THEN

@@ -1,8 +1,11 @@
 -- Rollback of step 16: unplug the estate mirror, drop the dims, the drift check and the preflight; the
 -- event triggers go back to their entry state (the estate's DDL guard: enabled, origin). The DDL ledger
 -- and the switch log are history: they move to a schema birthgate_archive_<timestamp>.
+SELECT set_config('role', pg_catalog.pg_get_userbyid(c.relowner)::text, true) FROM pg_catalog.pg_class c
+ WHERE c.oid = 'public.dot_block_dim_source'::regclass;  -- written as its owner (SECURITY.md)
 DELETE FROM public.dot_action_block_policy WHERE action = 'birth_admit' AND dim = 'gate_drift';
 DELETE FROM public.dot_block_dim_source WHERE dim = 'gate_drift';
+RESET ROLE;
 DROP EVENT TRIGGER IF EXISTS trg_birthgate_ddl_ledger;
 DROP EVENT TRIGGER IF EXISTS trg_birthgate_drop_ledger;
 ALTER EVENT TRIGGER trg_guard_trigger_ddl ENABLE;

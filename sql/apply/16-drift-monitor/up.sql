@@ -26,6 +26,13 @@ CREATE TABLE public.birth_ddl_ledger (
 );
 CREATE INDEX idx_ddl_ledger_at ON public.birth_ddl_ledger (at);
 REVOKE ALL ON TABLE public.birth_ddl_ledger FROM PUBLIC;
+-- Append-only, like the baselines (step 12's guard function).
+CREATE TRIGGER trg_ddl_ledger_append_only BEFORE UPDATE OR DELETE ON public.birth_ddl_ledger
+  FOR EACH ROW EXECUTE FUNCTION public.fn_drift_baseline_append_only();
+CREATE TRIGGER trg_ddl_ledger_no_truncate BEFORE TRUNCATE ON public.birth_ddl_ledger
+  FOR EACH STATEMENT EXECUTE FUNCTION public.fn_drift_baseline_append_only();
+ALTER TABLE public.birth_ddl_ledger ENABLE ALWAYS TRIGGER trg_ddl_ledger_append_only;
+ALTER TABLE public.birth_ddl_ledger ENABLE ALWAYS TRIGGER trg_ddl_ledger_no_truncate;
 
 -- Called by the event-trigger functions below with the caller's rights, so EXECUTE is PUBLIC; it can
 -- only add a row stamped with the real session role, never remove one.
@@ -227,7 +234,7 @@ AS $$
          format('%s by %s at %s', d.command_tag, d.session_role, d.at), 'DDL'
     FROM public.birth_ddl_ledger d, latest l
    WHERE d.at > l.captured_at
-     AND (d.object_identity ~ '^public\.(dot_tools|birth_registry|meta_catalog|dot_config|birth_admission_\w+|birth_drift_\w+|birth_break_glass|birth_status_transition|birth_ddl_ledger)(\.|$| )'
+     AND (d.object_identity ~ '(^| on )public\.(dot_tools|birth_registry|meta_catalog|dot_config|birth_admission_\w+|birth_drift_\w+|birth_break_glass|birth_status_transition|birth_ddl_ledger)(\.|$| )'
           OR d.object_identity ~ '^public\.(fn_birth|fn_pre_birth_check|fn_permit_|fn_admission_|fn_dt_|fn_dot_tools_|fn_family_|fn_drift_|fn_dim_|fn_break_glass|fn_gate_drift|fn_ddl_ledger|fn_birthgate_|gen_code_dot_tools|fn_registry_changelog|fn_set_created_by|fn_normalize_name|fn_notify_change|fn_set_updated_at)'
           OR d.object_type IN ('operator', 'cast', 'event trigger', 'policy', 'rule'))
   UNION ALL
@@ -378,10 +385,15 @@ ALTER FUNCTION public.fn_drift_rebaseline(text, text, text) OWNER TO birthgate_o
 
 -- Plugged in as data for the estate's own fn_assert_safe_for_dot_action (its callers, its rights): the
 -- same gate_drift dim. The admission itself reads birth_admission_dim, never these two tables.
+-- SECURITY.md: an estate table is written as its owner, so triggers the owner put on it never run
+-- with the applying superuser's rights.
+SELECT set_config('role', pg_catalog.pg_get_userbyid(c.relowner)::text, true) FROM pg_catalog.pg_class c
+ WHERE c.oid = 'public.dot_block_dim_source'::regclass;
 INSERT INTO public.dot_block_dim_source (dim, count_fn, description)
 VALUES ('gate_drift', 'public.fn_gate_drift_dim', 'KB-3A66 §8: governed functions, trigger sets or tgenabled differ from the drift baseline');
 INSERT INTO public.dot_action_block_policy (action, dim, note)
 VALUES ('birth_admit', 'gate_drift', 'KB-3A66 §8: fail closed on gate drift');
+RESET ROLE;
 
 -- The preflight as the worker may run it (kept for callers of fn_assert_safe_for_dot_action's shape):
 -- the admission's dims, BG423 when any blocks.
