@@ -6,10 +6,12 @@
 
 -- SECURITY.md: birthgate_owner writes one estate table, birth_registry (finalize marks and re-births,
 -- retire sets the status). An estate-owned trigger, rule, policy or expression on it would run with
--- birthgate_owner's rights during that write, so before writing: lock the table against DDL (ROW
--- EXCLUSIVE conflicts with CREATE TRIGGER/RULE/POLICY/INDEX and ALTER TABLE), then refuse unless it is
--- a plain table whose every trigger function belongs to a trusted role (birthgate_owner or a
--- superuser) and whose indexes, constraints, defaults and column types call nothing outside pg_catalog.
+-- birthgate_owner's rights during that write. This check refuses unless it is a plain table whose every
+-- trigger function belongs to a trusted role (birthgate_owner or a superuser) and whose indexes,
+-- constraints, defaults and column types call nothing outside pg_catalog; it takes ROW EXCLUSIVE first,
+-- which waits for (and then blocks) CREATE TRIGGER/RULE/POLICY/INDEX and ALTER TABLE. It runs when this
+-- step is applied, before every retire, and at the end of every non-superuser DDL
+-- (trg_birthgate_protect_estate below), which keeps the answer true between those points.
 CREATE FUNCTION public.fn_admission_estate_write_check()
 RETURNS void
 LANGUAGE plpgsql
@@ -108,7 +110,9 @@ BEGIN
   END IF;
 
   -- The AFTER INSERT birth triggers (fn_birth_registry_auto) ran at the end of the insert statement.
-  PERFORM public.fn_admission_estate_write_check();
+  -- birth_registry is trusted to write (fn_admission_estate_write_check): checked when this step is
+  -- applied, and kept so by trg_birthgate_protect_estate, which refuses any non-superuser DDL that would
+  -- change the answer (a superuser's is found by the drift watch) — so not re-checked on every insert.
   SELECT b.id, b.status::text AS status, b.entity_id INTO v_birth
     FROM public.birth_registry b
    WHERE b.entity_code = v.entity_code AND b.collection_name = 'dot_tools'
@@ -315,3 +319,6 @@ CREATE EVENT TRIGGER trg_birthgate_protect_estate ON ddl_command_end
                'ALTER POLICY', 'CREATE INDEX', 'ALTER INDEX', 'CREATE TABLE AS', 'CREATE VIEW', 'DROP TABLE', 'DROP RULE')
   EXECUTE FUNCTION public.fn_admission_protect_estate();
 ALTER EVENT TRIGGER trg_birthgate_protect_estate ENABLE ALWAYS;
+
+-- birth_registry must be trustworthy to write before the finalize may write it (refuses the step if not).
+SELECT public.fn_admission_estate_write_check();

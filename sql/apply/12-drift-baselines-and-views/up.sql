@@ -148,8 +148,13 @@ AS $$
     FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal AND t.tgfoid = to_regproc('public.fn_birth_registry_auto')
   UNION ALL
   SELECT 'relation', c.oid::regclass::text,
-         md5(format('%s|%s|%s|%s|%s|%s', c.relkind, pg_catalog.pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
+         md5(format('%s|%s|%s|%s|%s|%s|%s|%s', c.relkind, pg_catalog.pg_get_userbyid(c.relowner), c.relrowsecurity, c.relforcerowsecurity,
                     c.relhasrules,
+                    -- indexes (an expression index runs its functions on every write) and column types
+                    (SELECT string_agg(pg_catalog.pg_get_indexdef(i.indexrelid), ';' ORDER BY i.indexrelid::regclass::text)
+                       FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid),
+                    (SELECT string_agg(format('%s:%s', a.attname, a.atttypid::regtype), ',' ORDER BY a.attnum)
+                       FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
                     coalesce((SELECT string_agg(format('%s:%s:%s', x.grantee, x.privilege_type, x.is_grantable), ',' ORDER BY x.grantee, x.privilege_type)
                                 FROM aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) x), ''))),
          jsonb_build_object('kind', c.relkind, 'owner', pg_catalog.pg_get_userbyid(c.relowner), 'row_security', c.relrowsecurity,
