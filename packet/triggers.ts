@@ -4,6 +4,7 @@ import type pg from 'pg';
 
 export const GOVERNED_TRIGGER_FUNCTIONS = [
   'fn_dot_tools_permit_gate', 'fn_dot_tools_permit_consume', 'fn_dot_tools_row_guard', 'fn_dt_finalize', 'fn_drift_baseline_append_only',
+  'fn_admission_entry_immutable',
 ] as const;
 
 export type TriggerState = { table: string; trigger: string; function: string; enabled: string };

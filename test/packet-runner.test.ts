@@ -124,6 +124,8 @@ describe('apply and rollback through the one-way door', () => {
     assert.equal(r.workerRole, true);
     const trg = await governedTriggers(db.pool);
     assert.deepEqual(trg.map((t) => [t.table, t.trigger, t.enabled]), [
+      ['birth_admission_entry', 'trg_admission_entry_immutable', 'A'], ['birth_admission_entry', 'trg_admission_entry_no_truncate', 'A'],
+      ['birth_ddl_ledger', 'trg_ddl_ledger_append_only', 'A'], ['birth_ddl_ledger', 'trg_ddl_ledger_no_truncate', 'A'],
       ['birth_drift_baseline', 'trg_drift_baseline_append_only', 'A'], ['birth_drift_baseline', 'trg_drift_baseline_no_truncate', 'A'],
       ['birth_drift_rebaseline', 'trg_drift_rebaseline_append_only', 'A'], ['birth_drift_rebaseline', 'trg_drift_rebaseline_no_truncate', 'A'],
       ['dot_tools', 'trg_dt_consume', 'A'], ['dot_tools', 'trg_dt_finalize', 'A'], ['dot_tools', 'trg_permit_gate_dot_tools', 'A'],

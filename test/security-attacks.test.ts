@@ -13,7 +13,7 @@ import pg from 'pg';
 import { createPool } from '../db/pool.ts';
 import { sqlRoot } from '../db/sql-files.ts';
 import type { FreshDatabase } from './support/db.ts';
-import { applyStepsSql } from './support/packet-sql.ts';
+import { applyStep, applyStepsSql, testApproval } from './support/packet-sql.ts';
 import {
   admissionState, installOperatorLogin, installWorkerRole, issuePermit, newDotCode, operatorUrl, rebaseline, rejectsWith,
   workerUrl, worldDatabase,
@@ -323,7 +323,12 @@ describe('1b. applying the packet runs no estate-owner code with superuser right
 
   test('the superuser applying the packet never runs a trigger the estate owner planted',
     async () => {
-      await applyStepsSql(db.pool, 99);
+      // A trigger of the estate owner's on birth_registry would run with birthgate_owner's rights in the
+      // finalize: step 10 refuses to install the finalize while it is there.
+      await applyStepsSql(db.pool, 9);
+      await rejectsWith(applyStep(db.pool, 10), 'BG403', /refusing to write birth_registry: a trigger runs a function of an untrusted owner/);
+      await db.pool.query('DROP TRIGGER bg_canary ON public.birth_registry');
+      for (const s of [10, 11, 12, 13, 14, 15, 16]) await applyStep(db.pool, s, testApproval);
       const ran: string[] = [];
       for (const t of canaryTables) {
         const r = await db.pool.query<{ is_called: boolean }>(`SELECT is_called FROM public.bg_canary_${t}`);
