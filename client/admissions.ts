@@ -6,8 +6,11 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   type WorkflowHandle,
+  WorkflowUpdateFailedError,
 } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import { ApplicationFailure } from '@temporalio/common';
+import proto from '@temporalio/proto'; // CommonJS: the enums come from its default export
 import { z } from 'zod';
 import {
   AdmissionInput,
@@ -18,6 +21,7 @@ import {
   BreakGlassSignal,
   CancelSignal,
   CollectionName,
+  type DecisionAck,
   DEFAULT_COLLECTION,
   describeIssues,
   EntityCode,
@@ -30,11 +34,33 @@ import {
 import { BirthCollection, BirthStage, BreakGlass, EntityCode as EntityCodeKey, PermitId } from '../contracts/search-attributes.ts';
 import type { Queryable } from '../db/pool.ts';
 import type { dotBirthAdmit, dotBirthRollback } from '../workflows/index.ts';
-import { attachSignal, breakGlassSignal, cancelSignal, retrySignal, rollbackSignal, stateQuery } from '../workflows/messages.ts';
+import { attachSignal, breakGlassUpdate, cancelUpdate, retryUpdate, rollbackUpdate, stateQuery } from '../workflows/messages.ts';
 
 /** A refused input: nothing was sent. */
 export class AdmissionInputError extends Error {
   override name = 'AdmissionInputError';
+}
+
+/** The admission refused an operator decision (its validator, or once it acted on it): the reason says why. */
+export class DecisionRefusedError extends Error {
+  override name = 'DecisionRefusedError';
+}
+
+/**
+ * Send one operator decision as a Workflow Update and return the workflow's answer. A validator's
+ * refusal (nothing reached history) and an accepted-then-refused decision both become
+ * DecisionRefusedError with the workflow's reason.
+ */
+async function decide<A>(handle: WorkflowHandle, update: UpdateDefinition<DecisionAck, [A]>, payload: A): Promise<DecisionAck> {
+  let ack: DecisionAck;
+  try {
+    ack = await handle.executeUpdate(update, { args: [payload] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw new DecisionRefusedError((err.cause as Error | undefined)?.message ?? err.message);
+    throw err;
+  }
+  if (!ack.accepted) throw new DecisionRefusedError(ack.note);
+  return ack;
 }
 
 function valid<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.output<S> {
@@ -57,7 +83,67 @@ export type Admitted = {
   running: boolean;
   /** With `wait`: the admission's result (every caller for the same code gets the same one). */
   result?: AdmissionResult;
+  /** With `wait`: it parked for an operator (BLOCKED or COMPENSATION_FAILED) — its state says why. */
+  parked?: AdmissionState;
+  /** With `wait` and `timeoutMs`: still running when the time was up. */
+  timedOut?: boolean;
+  /** It finalized and was rolled back since: the birth is retired (never reported as FINALIZED). */
+  rolledBack?: RollbackResult;
 };
+
+/** No worker polls the admission's task queue: nothing would run the admission. */
+export class NoWorkerError extends Error {
+  override name = 'NoWorkerError';
+}
+
+const PARKED: readonly string[] = ['BLOCKED', 'COMPENSATION_FAILED'];
+
+/** The dotBirthRollback that undid this admission's birth, when there is one and it completed. */
+async function rolledBackBirth(client: Client, collection: string, code: string): Promise<RollbackResult | undefined> {
+  const h = client.workflow.getHandle<typeof dotBirthRollback>(rollbackWorkflowId(collection, code));
+  try {
+    if ((await h.describe()).status.name !== 'COMPLETED') return undefined;
+    return await h.result();
+  } catch {
+    return undefined; // never rolled back
+  }
+}
+
+async function pollersOf(client: Client, taskQueue: string): Promise<number> {
+  const r = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  return r.pollers?.length ?? 0;
+}
+
+/** The keys of two field sets whose values differ (a second admit must not silently attach). */
+function fieldDifference(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  return keys.filter((k) => JSON.stringify(a[k] ?? null) !== JSON.stringify(b[k] ?? null));
+}
+
+/**
+ * Wait until the admission finalizes, parks for an operator, or the time is up — never block silently
+ * on a stuck birth.
+ */
+async function waitForOutcome(
+  client: Client,
+  handle: WorkflowHandle<typeof dotBirthAdmit>,
+  timeoutMs: number | undefined,
+): Promise<Pick<Admitted, 'result' | 'parked' | 'timedOut'>> {
+  const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+  const done = handle.result().then((result) => ({ result }), (error: unknown) => ({ error }));
+  for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
+    const first = await Promise.race([done, new Promise<null>((r) => setTimeout(() => r(null), pause))]);
+    if (first && 'result' in first) return { result: first.result };
+    if (first && 'error' in first) throw first.error;
+    const state = await client.withDeadline(Date.now() + 5_000, () => handle.query(stateQuery)).catch(() => null);
+    if (state && PARKED.includes(state.stage) && !state.resuming) return { parked: state };
+    if (Date.now() >= deadline) return { timedOut: true };
+  }
+}
 
 /**
  * Admit `code` into its collection. Signal-with-start with USE_EXISTING: the first caller starts the
@@ -69,10 +155,14 @@ export type Admitted = {
 export async function admitByCode(
   client: Client,
   raw: AdmissionInput,
-  opts: { taskQueue: string; wait?: boolean },
+  opts: { taskQueue: string; wait?: boolean; timeoutMs?: number; requireWorker?: boolean },
 ): Promise<Admitted> {
   const input = valid(AdmissionInput, raw, 'admission');
   const workflowId = admissionWorkflowId(input.collection, input.code);
+  if (opts.requireWorker && (await pollersOf(client, opts.taskQueue)) === 0) {
+    throw new NoWorkerError(`no worker polls task queue ${opts.taskQueue}: nothing would run the admission (start one with \`birthgate worker\`)`);
+  }
+  const calledAt = Date.now();
   const options = {
     workflowId,
     taskQueue: opts.taskQueue,
@@ -98,13 +188,26 @@ export async function admitByCode(
       signalArgs: [{ requestedBy: input.requestedBy }],
     });
   } catch (err) {
-    // Closed and final (finalized): attach to what it ended with.
+    // Closed and final (finalized): attach to what it ended with — unless it was rolled back since.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     handle = client.workflow.getHandle<typeof dotBirthAdmit>(workflowId);
     running = false;
+    const rolledBack = await rolledBackBirth(client, input.collection, input.code);
+    if (rolledBack) return { workflowId, running, rolledBack };
+  }
+  if (running) {
+    // Attached to one that was already running: it must be the same request, field for field.
+    const d = await handle.describe();
+    if (d.startTime.getTime() < calledAt - 1_000) {
+      const state = await client.withDeadline(Date.now() + 5_000, () => handle.query(stateQuery)).catch(() => null);
+      const differ = state?.fields ? fieldDifference(state.fields, input.fields) : [];
+      if (differ.length) {
+        throw new AdmissionInputError(`an admission of ${input.collection}/${input.code} is already running with other fields (${differ.join(', ')}): not attached; wait for it or cancel it first`);
+      }
+    }
   }
   const admitted: Admitted = { workflowId, running };
-  if (opts.wait) admitted.result = await handle.result();
+  if (opts.wait) Object.assign(admitted, await waitForOutcome(client, handle, opts.timeoutMs));
   return admitted;
 }
 
@@ -113,6 +216,8 @@ export type AdmissionStatus = {
   runId: string;
   status: string;
   state: AdmissionState | null;
+  /** Finalized, then rolled back by dotBirthRollback: the birth is retired. */
+  rolledBack?: RollbackResult;
 };
 
 /** Describe from the server; the full state from the workflow (null when no worker answers in time). */
@@ -120,15 +225,20 @@ export async function status(client: Client, raw: AdmissionRef, opts: { queryTim
   const { handle } = handleOf(client, raw);
   const d = await handle.describe();
   const state = await client.withDeadline(Date.now() + (opts.queryTimeoutMs ?? 10_000), () => handle.query(stateQuery)).catch(() => null);
-  return { workflowId: d.workflowId, runId: d.runId, status: d.status.name, state };
+  const out: AdmissionStatus = { workflowId: d.workflowId, runId: d.runId, status: d.status.name, state };
+  if (d.status.name === 'COMPLETED' && state) {
+    const rolledBack = await rolledBackBirth(client, state.collection, state.code);
+    if (rolledBack) out.rolledBack = rolledBack;
+  }
+  return out;
 }
 
-export async function retry(client: Client, ref: AdmissionRef, raw: RetrySignal): Promise<void> {
+export async function retry(client: Client, ref: AdmissionRef, raw: RetrySignal): Promise<DecisionAck> {
   const payload = valid(RetrySignal, raw, 'retry');
-  await handleOf(client, ref).handle.signal(retrySignal, payload);
+  return decide(handleOf(client, ref).handle, retryUpdate, payload);
 }
 
-const BreakGlassRequest = BreakGlassSignal.omit({ breakGlassId: true });
+const BreakGlassRequest = BreakGlassSignal.omit({ breakGlassId: true, parkEpoch: true });
 export type BreakGlassRequest = z.input<typeof BreakGlassRequest>;
 
 /**
@@ -139,25 +249,25 @@ export type BreakGlassRequest = z.input<typeof BreakGlassRequest>;
  * break-glass past the kill switch or gate_drift (BG423), for a permit that is not parked (BG403),
  * or with another approval already on the permit (BG409).
  */
-export async function breakGlass(client: Client, operatorDb: Queryable, ref: AdmissionRef, raw: BreakGlassRequest): Promise<{ breakGlassId: string }> {
+export async function breakGlass(client: Client, operatorDb: Queryable, ref: AdmissionRef, raw: BreakGlassRequest): Promise<DecisionAck & { breakGlassId: string }> {
   const payload = valid(BreakGlassRequest, raw, 'break-glass');
   const { ref: r, handle } = handleOf(client, ref);
   const state = await handle.query(stateQuery);
   if (state.stage !== 'BLOCKED' || !state.permit) {
-    throw new AdmissionInputError(`${r.code} is ${state.stage}${state.permit ? '' : ' without a permit'}: break-glass applies only to a stuck birth (BLOCKED) holding its permit`);
+    throw new DecisionRefusedError(`${r.code} is ${state.stage}${state.permit ? '' : ' without a permit'}: break-glass applies only to a stuck birth (BLOCKED) holding its permit`);
   }
   const { rows } = await operatorDb.query<{ id: string }>(
     'SELECT (fn_break_glass_open($1, $2, $3, $4, $5, $6::bigint, $7)).break_glass_id AS id',
     [r.code, r.collection, payload.actor, payload.reason, payload.approvalId, state.permit.permitId, handle.workflowId],
   );
   const breakGlassId = String(rows[0]!.id);
-  await handle.signal(breakGlassSignal, { ...payload, breakGlassId });
-  return { breakGlassId };
+  const ack = await decide(handle, breakGlassUpdate, { ...payload, breakGlassId, parkEpoch: state.parkEpoch });
+  return { ...ack, breakGlassId };
 }
 
-export async function cancel(client: Client, ref: AdmissionRef, raw: CancelSignal): Promise<void> {
+export async function cancel(client: Client, ref: AdmissionRef, raw: CancelSignal): Promise<DecisionAck> {
   const payload = valid(CancelSignal, raw, 'cancel');
-  await handleOf(client, ref).handle.signal(cancelSignal, payload);
+  return decide(handleOf(client, ref).handle, cancelUpdate, payload);
 }
 
 export type RolledBack =
@@ -173,7 +283,15 @@ export async function rollback(client: Client, rawRef: AdmissionRef, raw: Rollba
   const payload = valid(RollbackSignal, raw, 'rollback');
   const { ref, handle } = handleOf(client, rawRef);
   const d = await handle.describe();
-  if (d.status.name === 'RUNNING') await handle.signal(rollbackSignal, payload);
+  if (d.status.name === 'RUNNING') {
+    try {
+      await decide(handle, rollbackUpdate, payload);
+    } catch (err) {
+      // It completed between the describe and the update: its outcome decides below. Any other
+      // refusal (a failed compensation waiting for an operator) goes back to the caller at once.
+      if ((await handle.describe()).status.name === 'RUNNING') throw err;
+    }
+  }
 
   let admitted: AdmissionResult;
   try {

@@ -103,6 +103,7 @@ export const FailureType = {
   FINALIZE_NOT_CONFIRMED: 'FINALIZE_NOT_CONFIRMED', // committed insert but permit not FINALIZED / birth not linked
   PERMIT_UNUSABLE: 'PERMIT_UNUSABLE', // permit came back terminal (EXPIRED, CANCELLED, FAILED) before the insert
   NOT_ADMITTED: 'NOT_ADMITTED', // rollback of an admission that never finalized
+  CONSTRAINT_VIOLATION: 'CONSTRAINT_VIOLATION', // SQLSTATE class 23 (e.g. 23505, a duplicate dot_tools.code): never succeeds on a retry
   DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE', // retryable: connection lost, shutdown, deadlock, lock timeout
   DATABASE_ERROR: 'DATABASE_ERROR', // retryable within the policy's bounds: an unexpected SQLSTATE (grants, missing packet step)
   // workflow outcomes (the workflow fails with these so a re-admission of the code may start afresh)
@@ -124,6 +125,10 @@ export const sqlStateFailureType: Readonly<Record<string, FailureType>> = {
   '23502': FailureType.INVALID_INPUT, // not_null_violation
   '23514': FailureType.INVALID_INPUT, // check_violation
   '42703': FailureType.INVALID_INPUT, // undefined_column (unknown field)
+  '23505': FailureType.CONSTRAINT_VIOLATION, // unique_violation (the code already has a row)
+  '23503': FailureType.CONSTRAINT_VIOLATION, // foreign_key_violation
+  '23P01': FailureType.CONSTRAINT_VIOLATION, // exclusion_violation
+  // any other SQLSTATE of class 22 or 23: activities/failures.ts refuses it the same way (never retried)
 };
 
 /** Listed in every activity retry policy, so a retry never repeats a refusal the database made on purpose. */
@@ -173,7 +178,14 @@ export const RollbackSignal = z.strictObject({ actor: Actor, reason: Reason });
  * birthgate_operator) before this signal is sent; breakGlassId names it. A break-glass without it is
  * refused by the workflow (the Web UI's signal form cannot break glass on its own).
  */
-export const BreakGlassSignal = z.strictObject({ actor: Actor, reason: Reason, approvalId: ApprovalId, breakGlassId: DbId.optional() });
+export const BreakGlassSignal = z.strictObject({
+  actor: Actor,
+  reason: Reason,
+  approvalId: ApprovalId,
+  breakGlassId: DbId.optional(),
+  /** The park it answers (AdmissionState.parkEpoch when the operator looked): a decision for an earlier park is refused. */
+  parkEpoch: z.number().int().min(1).optional(),
+});
 export type RetrySignal = z.infer<typeof RetrySignal>;
 export type CancelSignal = z.infer<typeof CancelSignal>;
 export type RollbackSignal = z.infer<typeof RollbackSignal>;
@@ -266,8 +278,18 @@ export const AdmissionState = z.object({
   error: z.object({ type: z.string(), message: z.string() }).nullable(),
   startedAt: IsoTime,
   result: AdmissionResult.nullable(),
+  /** How many times it has parked (BLOCKED); a break-glass names the park it answers. */
+  parkEpoch: z.number().int().min(0).default(0),
+  /** An operator's decision was accepted and the admission is leaving its park (still showing its stage). */
+  resuming: z.boolean().default(false),
+  /** The fields it was started with (a second admit with other fields is refused). */
+  fields: RowFields.optional(),
 });
 export type AdmissionState = z.infer<typeof AdmissionState>;
+
+/** An operator decision's answer (the Workflow Updates): accepted or refused, and why. */
+export const DecisionAck = z.object({ accepted: z.boolean(), stage: Stage, note: z.string() });
+export type DecisionAck = z.infer<typeof DecisionAck>;
 
 // ───────────────────────────── rollback after completion ─────────────────────────────
 

@@ -39,6 +39,9 @@ export class AdmissionRecord {
       error: null,
       startedAt: now(),
       result: null,
+      parkEpoch: 0,
+      resuming: false,
+      fields: input.fields,
     };
   }
 
@@ -49,6 +52,8 @@ export class AdmissionRecord {
   /** Move to `stage`; `waitingFor` says in words what has to happen next. */
   enter(stage: Stage, waitingFor: string | null, note = ''): void {
     const s = this.state;
+    if (stage === 'BLOCKED' && s.stage !== 'BLOCKED') s.parkEpoch += 1;
+    s.resuming = false;
     s.stage = stage;
     s.waitingFor = waitingFor;
     s.transitions.push({ stage, at: now(), note });

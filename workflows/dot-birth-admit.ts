@@ -115,9 +115,13 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
     const ledger = await step(inbox, () => confirmFinalized({ permitId: permit.permitId }));
 
     // 5. result
-    return record.born(ledger.permit, ledger.birthId!, ledger.birthStatus);
+    const born = record.born(ledger.permit, ledger.birthId!, ledger.birthStatus);
+    inbox.settleRemaining('the admission is FINALIZED');
+    return born;
   } catch (err) {
-    throw await unwind(err, record, undo, input);
+    const failure = await unwind(err, record, undo, input);
+    inbox.settleRemaining(`the admission ended ${record.stage}`);
+    throw failure;
   }
 }
 
@@ -163,9 +167,12 @@ async function awaitOperator(
   checkNow: () => ReturnType<AdmissionSteps['preflight']>,
 ): Promise<'cleared' | Resume> {
   let cleared = false;
+  const epoch = record.state.parkEpoch;
   void CancellationScope.nonCancellable(checkNow).then(
     (report) => {
-      if (record.stage !== 'BLOCKED') return;
+      // A re-read that answers after this park ended (or a later one began) is stale: never let it
+      // overwrite the blockers a newer park showed.
+      if (record.stage !== 'BLOCKED' || record.state.parkEpoch !== epoch) return;
       if (report.blockers.length === 0) cleared = true;
       else record.blocked(report.blockers);
     },
@@ -188,6 +195,21 @@ async function awaitOperator(
     if (patched('break-glass-needs-ledger-entry') && !decision.breakGlassId) {
       inbox.settle(decision, false, 'break-glass needs its ledger entry: an operator opens it with `birthgate break-glass` (fn_break_glass_open)');
       continue;
+    }
+    if (decision.parkEpoch !== undefined && decision.parkEpoch !== record.state.parkEpoch) {
+      inbox.settle(decision, false, `it answers park ${decision.parkEpoch}; the admission is in park ${record.state.parkEpoch}`);
+      continue;
+    }
+    // Act on fresh stop-conditions, not on what the operator saw: a blocker that turned hard meanwhile
+    // (kill switch, gate_drift) refuses the break-glass; one that cleared needs no break-glass.
+    if (patched('fresh-preflight-before-break-glass')) {
+      const fresh = await step(inbox, checkNow);
+      record.blocked(fresh.blockers);
+      if (fresh.blockers.length === 0) {
+        // The permit carries the operator's entry either way: admitted under it, on the record.
+        inbox.settle(decision, true, `the stop-conditions cleared meanwhile; admitted under approval ${decision.approvalId} (entry ${decision.breakGlassId})`);
+        return decision;
+      }
     }
     const hard = record.state.blockers.filter((b) => b.hard === true || !breakGlassOverridable.includes(b.kind));
     if (hard.length > 0) {

@@ -8,12 +8,14 @@ import {
   admitByCode,
   breakGlass,
   cancel,
+  DecisionRefusedError,
   listStuck,
+  NoWorkerError,
   retry,
   rollback,
   status,
 } from '../../client/admissions.ts';
-import { DEFAULT_COLLECTION } from '../../contracts/admission.ts';
+import { type AdmissionState, DEFAULT_COLLECTION } from '../../contracts/admission.ts';
 import { createPool } from '../../db/pool.ts';
 import { UsageError, type CliContext, type Command } from '../command.ts';
 
@@ -61,23 +63,44 @@ export function parseFields(pairs: string[]): Record<string, string | number | b
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
 /** "90s", "10m", "2h", "1d" → milliseconds. */
-export function parseDuration(text: string): number {
+export function parseDuration(text: string, flag = '--older-than'): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
-  if (!m) throw new UsageError(`--older-than expects a duration like 30s, 10m, 2h or 1d; got ${text}`);
+  if (!m) throw new UsageError(`${flag} expects a duration like 30s, 10m, 2h or 1d; got ${text}`);
   return Number(m[1]) * UNIT_MS[m[2]!]!;
 }
 
-async function withClient<T>(ctx: CliContext, fn: (client: Client) => Promise<T>): Promise<T> {
+/**
+ * The exit codes (README): 2 refused input, nothing sent; 3 the admission refused the operator's
+ * decision (the reason is printed) or waits for a human; 1 failed.
+ */
+async function withClient(ctx: CliContext, fn: (client: Client) => Promise<number>): Promise<number> {
   const { temporalAddress, namespace } = await ctx.endpoints();
   const connection = await Connection.connect({ address: temporalAddress });
   try {
     return await fn(new Client({ connection, namespace }));
   } catch (err) {
     if (err instanceof AdmissionInputError) throw new UsageError(err.message);
+    if (err instanceof DecisionRefusedError) {
+      ctx.err(`refused: ${err.message}`);
+      return 3;
+    }
+    if (err instanceof NoWorkerError) {
+      ctx.err(err.message);
+      return 1;
+    }
     throw err;
   } finally {
     await connection.close();
   }
+}
+
+/** What a parked admission needs, and the commands that give it. */
+function parkedLines(code: string, st: AdmissionState): string[] {
+  return [
+    `${code} is ${st.stage}: waiting for ${st.waitingFor ?? 'an operator'}`,
+    ...st.blockers.map((b) => `  blocker ${b.kind}${b.hard ? ' (hard: no break-glass)' : ''}: ${b.detail}`),
+    `  resolve: birthgate retry ${code}   |   birthgate break-glass ${code} --actor A --reason R --approval ID   |   birthgate cancel ${code}`,
+  ];
 }
 
 /** A failed admission as one line: the failure type and the reason, not a stack. */
@@ -98,9 +121,11 @@ export const commands: Command[] = [
   {
     name: 'admit',
     summary: 'admit a code: preflight → permit → insert → finalize (a second admit attaches to the same admission)',
-    usage: 'admit CODE [--collection C] [--field k=v …] [--actor A] [--wait] [--json]',
+    usage: 'admit CODE [--collection C] [--field k=v …] [--actor A] [--wait] [--timeout D] [--json]   (exit 3 when it parks for an operator)',
     async run(argv, ctx) {
-      const { values, positionals } = parse(argv, { field: { type: 'string', multiple: true }, wait: { type: 'boolean' }, actor: { type: 'string' } }, 1);
+      const { values, positionals } = parse(argv, { field: { type: 'string', multiple: true }, wait: { type: 'boolean' }, actor: { type: 'string' }, timeout: { type: 'string' } }, 1);
+      const timeout = str(values.timeout);
+      const timeoutMs = timeout ? parseDuration(timeout, '--timeout') : undefined;
       const input = {
         code: positionals[0]!,
         collection: str(values.collection) ?? DEFAULT_COLLECTION,
@@ -109,13 +134,20 @@ export const commands: Command[] = [
       };
       return withClient(ctx, async (client) => {
         try {
-          const a = await admitByCode(client, input, { taskQueue: ctx.config.taskQueue, wait: values.wait === true });
+          const a = await admitByCode(client, input, { taskQueue: ctx.config.taskQueue, wait: values.wait === true || timeoutMs !== undefined, timeoutMs, requireWorker: true });
           print(ctx, values.json === true, a, () =>
-            a.result
-              ? [`born: ${a.result.collection} ${a.result.code} · permit ${a.result.permitId} · row ${a.result.rowId} · birth ${a.result.birthId}${a.result.breakGlass ? ' · break-glass' : ''}`]
-              : [`admission ${a.workflowId} ${a.running ? 'running' : 'closed'} (\`birthgate status ${input.code}\` follows it)`],
+            a.rolledBack
+              ? [`ROLLED_BACK: ${input.collection} ${input.code} was born, then rolled back — birth ${a.rolledBack.birthId} retired at ${a.rolledBack.retiredAt}`]
+              : a.result
+                ? [`born: ${a.result.collection} ${a.result.code} · permit ${a.result.permitId} · row ${a.result.rowId} · birth ${a.result.birthId}${a.result.breakGlass ? ' · break-glass' : ''}`]
+                : a.parked
+                  ? parkedLines(input.code, a.parked)
+                  : a.timedOut
+                    ? [`${input.code} still running after ${timeout} (\`birthgate status ${input.code}\` follows it)`]
+                    : [`admission ${a.workflowId} ${a.running ? 'running' : 'closed'} (\`birthgate status ${input.code}\` follows it)`],
           );
-          return 0;
+          if (a.rolledBack) return 1;
+          return a.parked || a.timedOut ? 3 : 0;
         } catch (err) {
           if (!(err instanceof WorkflowFailedError)) throw err;
           ctx.err(`admission of ${input.code} did not finalize: ${failureLine(err)}`);
@@ -135,6 +167,7 @@ export const commands: Command[] = [
         print(ctx, values.json === true, s, () => {
           const st = s.state;
           if (!st) return [`${s.workflowId}: ${s.status} (no worker answered the state query)`];
+          if (s.rolledBack) return [`${s.workflowId}: ROLLED_BACK (birth ${s.rolledBack.birthId} retired at ${s.rolledBack.retiredAt}; permit ${s.rolledBack.permitId})`];
           return [
             `${s.workflowId}: ${st.stage} (${s.status})`,
             ...(st.waitingFor ? [`  waiting for: ${st.waitingFor}`] : []),
@@ -157,8 +190,8 @@ export const commands: Command[] = [
     async run(argv, ctx) {
       const { values, positionals } = parse(argv, { actor: { type: 'string' }, reason: { type: 'string' } }, 1);
       return withClient(ctx, async (client) => {
-        await retry(client, { code: positionals[0]!, collection: str(values.collection) }, { actor: str(values.actor) ?? whoami(), reason: str(values.reason) });
-        ctx.out(`retry sent to ${positionals[0]}`);
+        const ack = await retry(client, { code: positionals[0]!, collection: str(values.collection) }, { actor: str(values.actor) ?? whoami(), reason: str(values.reason) });
+        ctx.out(`retry accepted by ${positionals[0]}: ${ack.note}`);
         return 0;
       });
     },
@@ -178,17 +211,20 @@ export const commands: Command[] = [
       return withClient(ctx, async (client) => {
         const db = createPool(operatorDatabaseUrl, { max: 1, applicationName: 'birthgate-break-glass' });
         try {
-          const { breakGlassId } = await breakGlass(client, db, { code: positionals[0]!, collection: str(values.collection) }, {
+          const { breakGlassId, note } = await breakGlass(client, db, { code: positionals[0]!, collection: str(values.collection) }, {
             actor: str(values.actor)!,
             reason: str(values.reason)!,
             approvalId: str(values.approval)!,
           });
-          ctx.out(`break-glass entry ${breakGlassId} opened and sent to ${positionals[0]} (approval ${str(values.approval)})`);
+          ctx.out(`break-glass entry ${breakGlassId} opened; ${positionals[0]} accepted it: ${note}`);
           return 0;
         } catch (err) {
           const code = (err as { code?: string }).code;
           // The database refused the operator's act: refused input, nothing changed.
-          if (code && /^BG4/.test(code)) throw new UsageError(`break-glass refused (${code}): ${(err as Error).message}`);
+          if (code && /^BG4/.test(code)) {
+            ctx.err(`break-glass refused by the database (${code}): ${(err as Error).message}`);
+            return 3;
+          }
           throw err;
         } finally {
           await db.end();
@@ -204,8 +240,8 @@ export const commands: Command[] = [
       const { values, positionals } = parse(argv, { actor: { type: 'string' }, reason: { type: 'string' } }, 1);
       const actor = str(values.actor) ?? whoami();
       return withClient(ctx, async (client) => {
-        await cancel(client, { code: positionals[0]!, collection: str(values.collection) }, { actor, reason: str(values.reason) ?? `cancelled by ${actor} from the CLI` });
-        ctx.out(`cancel sent to ${positionals[0]}`);
+        const ack = await cancel(client, { code: positionals[0]!, collection: str(values.collection) }, { actor, reason: str(values.reason) ?? `cancelled by ${actor} from the CLI` });
+        ctx.out(`cancel accepted by ${positionals[0]}: ${ack.note}`);
         return 0;
       });
     },
