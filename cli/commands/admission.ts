@@ -2,7 +2,7 @@
 // Thin: parse and validate the arguments, call client/admissions.ts, print. No SQL here (cli/README).
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import {
   AdmissionInputError,
   admitByCode,
@@ -87,6 +87,10 @@ async function withClient(ctx: CliContext, fn: (client: Client) => Promise<numbe
     if (err instanceof NoWorkerError) {
       ctx.err(err.message);
       return 1;
+    }
+    if (err instanceof WorkflowNotFoundError) {
+      ctx.err(`no such admission: ${err.message} (\`birthgate stuck\` lists the parked ones)`);
+      return 2;
     }
     throw err;
   } finally {
