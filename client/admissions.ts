@@ -133,15 +133,16 @@ async function waitForOutcome(
   handle: WorkflowHandle<typeof dotBirthAdmit>,
   timeoutMs: number | undefined,
 ): Promise<Pick<Admitted, 'result' | 'parked' | 'timedOut'>> {
+  // Polls (describe, then the state query) rather than holding a result() long-poll open, so that a
+  // caller who gets a park back leaves nothing pending on its connection.
   const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
-  const done = handle.result().then((result) => ({ result }), (error: unknown) => ({ error }));
-  for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
-    const first = await Promise.race([done, new Promise<null>((r) => setTimeout(() => r(null), pause))]);
-    if (first && 'result' in first) return { result: first.result };
-    if (first && 'error' in first) throw first.error;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+    if ((await handle.describe()).status.name !== 'RUNNING') return { result: await handle.result() };
     const state = await client.withDeadline(Date.now() + 5_000, () => handle.query(stateQuery)).catch(() => null);
+    if (state?.stage === 'FINALIZED') return { result: await handle.result() };
     if (state && PARKED.includes(state.stage) && !state.resuming) return { parked: state };
     if (Date.now() >= deadline) return { timedOut: true };
+    await new Promise((r) => setTimeout(r, pause));
   }
 }
 

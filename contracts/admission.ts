@@ -146,6 +146,13 @@ export const AdmissionInput = z.strictObject({
   requestedBy: Actor.default('birthgate'),
   /** Permit lifetime; the permit-expiry sweep moves a RESERVED permit past it to EXPIRED. */
   permitTtlSeconds: z.number().int().min(30).max(86_400).default(900),
+  /**
+   * History budget of a parked admission: past this many events (or when the server suggests it) it
+   * continues as new, carrying its state (issue 8: a stuck birth may wait for weeks). Tests lower it.
+   */
+  historyBudget: z.number().int().min(100).max(40_000).default(10_000),
+  /** Set by the admission itself when it continues as new: what the next run carries over. */
+  carry: z.lazy(() => AdmissionCarry).optional(),
 });
 export type AdmissionInput = z.input<typeof AdmissionInput>;
 export type AdmissionRequest = z.output<typeof AdmissionInput>;
@@ -284,8 +291,25 @@ export const AdmissionState = z.object({
   resuming: z.boolean().default(false),
   /** The fields it was started with (a second admit with other fields is refused). */
   fields: RowFields.optional(),
+  /** Runs of this admission so far (continue-as-new while parked keeps each history bounded). */
+  runs: z.number().int().min(1).default(1),
 });
 export type AdmissionState = z.infer<typeof AdmissionState>;
+
+/** What a parked admission carries into its next run (continue-as-new): bounded, and enough to go on. */
+export const AdmissionCarry = z.object({
+  /** Runs so far, this one included (1 in the first run). */
+  runs: z.number().int().min(1),
+  startedAt: IsoTime,
+  permit: PermitView.nullable(),
+  blockers: z.array(Blocker),
+  parkEpoch: z.number().int().min(0),
+  /** The last decisions and stage moves (older ones are in the earlier runs' histories). */
+  decisions: z.array(Decision).max(50),
+  transitions: z.array(StageTransition).max(50),
+  requestedBy: z.array(z.string()).max(50),
+});
+export type AdmissionCarry = z.infer<typeof AdmissionCarry>;
 
 /** An operator decision's answer (the Workflow Updates): accepted or refused, and why. */
 export const DecisionAck = z.object({ accepted: z.boolean(), stage: Stage, note: z.string() });

@@ -62,7 +62,13 @@ describe('the operator protocol answers', () => {
     const a = await admitByCode(h.client, { code: parked }, { taskQueue: h.taskQueue, wait: true });
     assert.equal(a.parked?.stage, 'BLOCKED');
     const handle = h.client.workflow.getHandle(admissionWorkflowId('dot_tools', parked));
-    const before = await historyLength(parked);
+    // Parked, it re-reads its stop-conditions once (an activity): let that settle first.
+    let before = await historyLength(parked);
+    for (let n = -1; n !== before; ) {
+      await new Promise((r) => setTimeout(r, 750));
+      n = before;
+      before = await historyLength(parked);
+    }
     // A bare break-glass (no ledger entry) and one for another park are refused by the validator.
     await refused(handle.executeUpdate(breakGlassUpdate, { args: [{ ...operator, approvalId: 'APR-1' }] }), /needs its ledger entry/);
     await refused(handle.executeUpdate(breakGlassUpdate, { args: [{ ...operator, approvalId: 'APR-1', breakGlassId: '1', parkEpoch: 7 }] }),

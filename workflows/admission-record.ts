@@ -4,6 +4,7 @@
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import { setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type {
+  AdmissionCarry,
   AdmissionRequest,
   AdmissionResult,
   AdmissionState,
@@ -19,8 +20,10 @@ const now = () => new Date().toISOString(); // deterministic inside the workflow
 
 export class AdmissionRecord {
   readonly state: AdmissionState;
+  private continuingPark: boolean;
 
   constructor(workflowId: string, input: AdmissionRequest) {
+    this.continuingPark = input.carry !== undefined;
     this.state = {
       workflowId,
       collection: input.collection,
@@ -42,7 +45,16 @@ export class AdmissionRecord {
       parkEpoch: 0,
       resuming: false,
       fields: input.fields,
+      runs: 1,
     };
+    // A run that continues a parked admission takes its state over (bounded tails, the permit it holds).
+    const c = input.carry;
+    if (c) {
+      Object.assign(this.state, {
+        startedAt: c.startedAt, permit: c.permit, blockers: c.blockers, parkEpoch: c.parkEpoch,
+        decisions: c.decisions, transitions: c.transitions, requestedBy: c.requestedBy, runs: c.runs + 1,
+      });
+    }
   }
 
   get stage(): Stage {
@@ -52,7 +64,11 @@ export class AdmissionRecord {
   /** Move to `stage`; `waitingFor` says in words what has to happen next. */
   enter(stage: Stage, waitingFor: string | null, note = ''): void {
     const s = this.state;
-    if (stage === 'BLOCKED' && s.stage !== 'BLOCKED') s.parkEpoch += 1;
+    if (stage === 'BLOCKED' && s.stage !== 'BLOCKED') {
+      // The first park of a run that continues a parked admission is the same park, not a new one.
+      if (this.continuingPark) this.continuingPark = false;
+      else s.parkEpoch += 1;
+    }
     s.resuming = false;
     s.stage = stage;
     s.waitingFor = waitingFor;
@@ -119,6 +135,15 @@ export class AdmissionRecord {
     };
     this.enter('FINALIZED', null, `birth ${birthId} linked to permit ${permit.permitId}`);
     return s.result;
+  }
+
+  /** What the next run carries over when this one continues as new (the tails keep the last 20). */
+  carry(): AdmissionCarry {
+    const s = this.state;
+    return {
+      runs: s.runs, startedAt: s.startedAt, permit: s.permit, blockers: s.blockers, parkEpoch: s.parkEpoch,
+      decisions: s.decisions.slice(-20), transitions: s.transitions.slice(-20), requestedBy: s.requestedBy.slice(0, 50),
+    };
   }
 
   decided(d: Omit<Decision, 'at'>): void {

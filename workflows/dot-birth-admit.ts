@@ -22,7 +22,9 @@
 // wait get their answer at once and no workflow lingers per birth). A later rollback is the separate
 // small workflow dotBirthRollback, which the client starts with the finalized permit id; a rollback
 // signal while the admission still runs is handled here.
-import { ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished, ApplicationFailure, CancellationScope, CancelledFailure, condition, ContinueAsNew, continueAsNew, isCancellation, patched, workflowInfo,
+} from '@temporalio/workflow';
 import {
   AdmissionInput,
   type AdmissionRequest,
@@ -78,6 +80,9 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
     return permit;
   };
   record.enter('PREFLIGHT', 'the stop-condition checks');
+  // A run that continues a parked admission holds the permit its first run requested: its withdrawal
+  // is this run's compensation too.
+  if (record.state.permit) holdPermit(record.state.permit);
 
   try {
     // 1. preflight — a stop-condition parks the admission until an operator decides; the stuck
@@ -119,6 +124,7 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
     inbox.settleRemaining('the admission is FINALIZED');
     return born;
   } catch (err) {
+    if (err instanceof ContinueAsNew) throw err; // the park goes on in the next run; nothing to undo
     const failure = await unwind(err, record, undo, input);
     inbox.settleRemaining(`the admission ended ${record.stage}`);
     throw failure;
@@ -147,7 +153,7 @@ async function clearStopConditions(
     record.blocked(report.blockers);
     if (record.state.permit === null && report.collectionManaged) await requestPlace();
     record.enter('BLOCKED', 'an operator: retry, cancel or break-glass', report.blockers.map(describeBlocker).join('; '));
-    const decision = await awaitOperator(record, inbox, checkNow);
+    const decision = await awaitOperator(record, inbox, checkNow, input);
     if (decision === 'cleared') return null;
     if (decision.kind === 'breakGlass') {
       record.breakGlassGranted({ actor: decision.actor, reason: decision.reason, approvalId: decision.approvalId });
@@ -165,7 +171,9 @@ async function awaitOperator(
   record: AdmissionRecord,
   inbox: OperatorInbox,
   checkNow: () => ReturnType<AdmissionSteps['preflight']>,
+  rawInput: AdmissionRequest,
 ): Promise<'cleared' | Resume> {
+  const budget = rawInput.historyBudget;
   let cleared = false;
   const epoch = record.state.parkEpoch;
   void CancellationScope.nonCancellable(checkNow).then(
@@ -179,8 +187,14 @@ async function awaitOperator(
     () => undefined, // the operator can still retry; a failed re-read changes nothing
   );
   for (;;) {
-    await inbox.until(() => cleared);
+    await inbox.until(() => cleared || historyFull(budget));
     if (inbox.abort) throw new OperatorAbort(inbox.abort);
+    if (!cleared && !inbox.pending() && historyFull(budget) && patched('park-continue-as-new')) {
+      // Bounded history (issue 8): a birth parked for weeks, retried and attached to, continues as
+      // new with its permit, blockers, park epoch and the tails of its log; updates in flight finish first.
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof dotBirthAdmit>({ ...rawInput, carry: record.carry() });
+    }
     const decision = inbox.nextResume();
     if (!decision) {
       record.decided({ kind: 'retry', actor: 'birthgate', reason: null, accepted: true, note: 'stop-condition cleared on re-read' });
@@ -280,4 +294,10 @@ function validInput(raw: unknown): AdmissionRequest {
   const parsed = AdmissionInput.safeParse(raw);
   if (parsed.success) return parsed.data;
   throw ApplicationFailure.create({ type: FailureType.INVALID_INPUT, message: `invalid admission: ${describeIssues(parsed.error)}`, nonRetryable: true });
+}
+
+/** Past the budget, or the server suggests it: time to continue as new (checked while parked). */
+function historyFull(budget: number): boolean {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength >= budget;
 }

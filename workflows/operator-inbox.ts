@@ -134,6 +134,11 @@ export class OperatorInbox {
     await condition(() => this.resumes.length > 0 || this.cancels > cancelsSeen);
   }
 
+  /** Decisions queued and not yet acted on. */
+  pending(): boolean {
+    return this.resumes.length > 0;
+  }
+
   nextResume(): Resume | undefined {
     return this.resumes.shift();
   }
