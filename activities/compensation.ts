@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Pool } from '../db/pool.ts';
 import { Actor, DbId, FailureType, Reason } from '../contracts/admission.ts';
 import { dbStep, nonRetryable, parseInput } from './failures.ts';
-import { readLedger } from './permits.ts';
+import { permitView, readLedger } from './permits.ts';
 
 export const WithdrawPermitInput = z.strictObject({
   permitId: DbId,
@@ -24,14 +24,21 @@ export type Undone = { action: 'done' | 'nothing-to-undo'; detail: string };
 
 export function compensationActivities(pool: Pool) {
   return {
-    /** A permit not yet used → CANCELLED (operator) or FAILED (a step failed). Used or closed: nothing to do. */
+    /**
+     * A permit not yet used → CANCELLED (operator) or FAILED (a step failed). Used or closed: nothing to do.
+     * One SQL call (fn_permit_withdraw locks the permit and moves it, or returns it unchanged): no read
+     * that a concurrent insert or operator could make stale before the move. An insert still running
+     * holds the permit's lock, so this waits for its outcome (bounded by the role's lock_timeout, then
+     * retried): rolled back → withdrawn; committed → FINALIZED, and the birth is the retire's to undo.
+     */
     async withdrawPermit(raw: WithdrawPermitInput): Promise<Undone> {
       const i = parseInput(WithdrawPermitInput, raw, 'withdrawPermit');
       return dbStep(`withdraw permit ${i.permitId}`, async () => {
-        const { permit } = await readLedger(pool, i.permitId);
-        if (permit.state === 'REQUESTED' || permit.state === 'RESERVED') {
-          await pool.query('SELECT fn_permit_transition($1::bigint, $2, $3, $4)', [i.permitId, i.to, i.actor, i.reason]);
-          return { action: 'done', detail: `permit ${i.permitId} ${permit.state} → ${i.to}` };
+        const { rows } = await pool.query('SELECT * FROM fn_permit_withdraw($1::bigint, $2, $3, $4)', [i.permitId, i.to, i.actor, i.reason]);
+        const permit = permitView(rows[0]);
+        if (permit.state === i.to) return { action: 'done', detail: `permit ${i.permitId} → ${i.to}` };
+        if (permit.state === 'FINALIZED') {
+          return { action: 'nothing-to-undo', detail: `permit ${i.permitId} is FINALIZED: its insert committed (row ${permit.rowId ?? '?'}, birth ${permit.birthId ?? '?'})` };
         }
         return { action: 'nothing-to-undo', detail: `permit ${i.permitId} is ${permit.state}` };
       });

@@ -1,7 +1,7 @@
 // Turning what goes wrong into ApplicationFailures with the contract's failure types, so the
 // workflow's retry policies can tell a refusal the database made on purpose (never retried) from a
 // lost connection (retried). CONTRACT.md "Errors" lists the SQLSTATEs.
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { z } from 'zod';
 import { describeIssues, FailureType, sqlStateFailureType } from '../contracts/admission.ts';
 
@@ -12,12 +12,25 @@ const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT',
 
 type PgLikeError = Error & { code?: string; detail?: string; hint?: string };
 
-export function toFailure(err: unknown, what: string): ApplicationFailure {
-  if (err instanceof ApplicationFailure) return err;
+/**
+ * Refusals that can never succeed on a retry: SQLSTATE class 22 (data exception: the value itself is
+ * wrong) and class 23 (integrity constraint violation: a duplicate `dot_tools.code`, a foreign key, a
+ * check). The contract names the usual ones (sqlStateFailureType); any other code of the two classes
+ * is refused the same way here, so a duplicate fails on its first attempt instead of retrying for
+ * minutes.
+ */
+function failureTypeOf(code: string): FailureType | undefined {
+  return sqlStateFailureType[code]
+    ?? (code.startsWith('22') ? FailureType.INVALID_INPUT : code.startsWith('23') ? FailureType.CONSTRAINT_VIOLATION : undefined);
+}
+
+/** An activity's failure: an ApplicationFailure with a contract type, or the SDK's CancelledFailure as it came. */
+export function toFailure(err: unknown, what: string): ApplicationFailure | CancelledFailure {
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
   const e = (err instanceof Error ? err : new Error(String(err))) as PgLikeError;
   const code = e.code ?? '';
   const message = `${what}: ${e.message}${e.detail ? ` (${e.detail})` : ''}`;
-  const mapped = sqlStateFailureType[code];
+  const mapped = failureTypeOf(code);
   if (mapped) return ApplicationFailure.create({ message, type: mapped, nonRetryable: true, details: [{ sqlState: code }] });
   if (TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE_CODES.has(code) || /Connection terminated|timeout/i.test(e.message)) {
     return ApplicationFailure.create({ message, type: FailureType.DATABASE_UNAVAILABLE, cause: e });

@@ -3,12 +3,12 @@
 // linked). A rolled-back transaction leaves the permit RESERVED, so a retry is always safe.
 import { z } from 'zod';
 import type { Pool } from '../db/pool.ts';
-import { inTransaction } from '../db/pool.ts';
 import { CollectionName, DbId, EntityCode, FailureType, InsertedRow, RowFields, sqlStateFailureType } from '../contracts/admission.ts';
 import { BreakGlassEntry } from './break-glass.ts';
 import { dbStep, nonRetryable, parseInput, toFailure } from './failures.ts';
 import type { ActivityHooks } from './hooks.ts';
 import { readLedger } from './permits.ts';
+import { guardedSql } from './statement-guard.ts';
 
 export const InsertGovernedRowInput = z.strictObject({
   permitId: DbId,
@@ -39,6 +39,7 @@ export function governedRowActivities(pool: Pool, hooks: ActivityHooks) {
      * acknowledgement lost), the committed row is found through the permit and returned.
      */
     async insertGovernedRow(raw: InsertGovernedRowInput): Promise<InsertedRow> {
+      const startedAt = Date.now();
       const i = parseInput(InsertGovernedRowInput, raw, 'insertGovernedRow');
       const insertSql = insertFunctionByCollection[i.collection];
       if (!insertSql) throw nonRetryable(FailureType.INVALID_INPUT, `no governed insert for collection ${i.collection}`);
@@ -54,9 +55,12 @@ export function governedRowActivities(pool: Pool, hooks: ActivityHooks) {
         }
       }
 
+      // One transaction whose COMMIT fires the deferred finalize, under the statement guard: cancelled
+      // (or out of time) while the insert or the finalize waits, its backend is cancelled and nothing
+      // commits (statement-guard.ts).
       let inserted: InsertedRow;
       try {
-        inserted = await inTransaction(pool, async (tx) => {
+        inserted = await guardedSql(pool, `insert into ${i.collection} under permit ${i.permitId}`, { startedAt, transaction: true }, async (tx) => {
           const { rows } = await tx.query<{ row_id: string }>(insertSql, [i.permitId, JSON.stringify(i.fields)]);
           return { rowId: String(rows[0]!.row_id), breakGlassId: i.breakGlass?.breakGlassId ?? null };
         });

@@ -6,6 +6,7 @@ import type { Pool } from '../db/pool.ts';
 import { Blocker, CollectionName, EntityCode, PreflightReport } from '../contracts/admission.ts';
 import { dbStep, parseInput } from './failures.ts';
 import type { ActivityHooks } from './hooks.ts';
+import { guardedSql } from './statement-guard.ts';
 
 export const PreflightInput = z.strictObject({ collection: CollectionName, code: EntityCode });
 export type PreflightInput = z.infer<typeof PreflightInput>;
@@ -18,14 +19,24 @@ type PreflightJson = {
   kill_switch?: boolean;
   block_dims?: { dim: string; count?: number; detail?: string }[];
   blockers?: { kind: string; detail: string }[];
+  /**
+   * The live birth of this code (issue 8 §4), null when none. Not in the report yet: PreflightReport
+   * (contracts/admission.ts) is a plain z.object, which strips unknown keys, so the workflow side adds
+   * the field before this activity can carry it.
+   */
+  already_born?: { birth_id: number | string; row_id: number | string; status: string } | null;
 };
 
 export function preflightActivities(pool: Pool, hooks: ActivityHooks) {
   return {
     async preflight(raw: PreflightInput): Promise<PreflightReport> {
+      const startedAt = Date.now();
       const i = parseInput(PreflightInput, raw, 'preflight');
       const report = await dbStep('fn_admission_preflight', async () => {
-        const { rows } = await pool.query<{ p: PreflightJson }>('SELECT fn_admission_preflight($1, $2) AS p', [i.code, i.collection]);
+        // Under the statement guard: the drift tick inside may wait on locks; a cancelled preflight
+        // cancels its backend (statement-guard.ts).
+        const { rows } = await guardedSql(pool, 'fn_admission_preflight', { startedAt }, (c) =>
+          c.query<{ p: PreflightJson }>('SELECT fn_admission_preflight($1, $2) AS p', [i.code, i.collection]));
         const p = rows[0]!.p;
         return PreflightReport.parse({
           blockers: z.array(Blocker).parse(p.blockers ?? []),

@@ -36,6 +36,40 @@ BEGIN
 END
 $$;
 
+-- Issue 8 §4: the database bounds every worker session by itself, whatever the client does, so an
+-- admission step Temporal gave up on cannot go on holding (or, later, committing) what it touched.
+-- Every admission activity has startToClose 10 s (workflows/activity-options.ts); all three bounds sit
+-- below it, so the server ends a stuck statement or transaction before Temporal retries the attempt:
+--   lock_timeout 3 s  — a wait for a lock (the permit row another session holds, dot_tools under an
+--                        ALTER, an uncommitted insert of the same code) ends with 55P03, a retryable
+--                        failure, well inside one attempt; the attempt's rollback releases the permit.
+--   statement_timeout 8 s — no admission statement runs long (preflight is milliseconds at prod scale);
+--                        one that does is cancelled (57014, retryable) before the attempt's 10 s are up.
+--   idle_in_transaction_session_timeout 5 s — the worker never idles inside a transaction (BEGIN, one
+--                        insert, COMMIT); a worker that stalls there (GC pause, partition, SIGSTOP) has
+--                        its session terminated and its insert rolled back, so the permit lock is
+--                        released and the stalled COMMIT can never land after the compensations ran.
+-- Role-wide (ALTER ROLE … SET), not per database (ALTER ROLE … IN DATABASE … SET): the role is
+-- cluster-global and these bounds follow from the activities' timeouts, not from the database, so every
+-- database this file runs in wants the same values, and a re-run anywhere writes the same row. The
+-- per-database form would put one row per estate database into the shared pg_db_role_setting, which
+-- both a DROP DATABASE (its rows) and a DROP ROLE (all the role's rows) delete: run concurrently they
+-- collide ("tuple concurrently deleted", seen in this suite). A DBA who needs other values in one
+-- database still can: a per-database setting outranks this one. They are session defaults: the worker
+-- cannot change the role's (no CREATEROLE), and its own code never SETs them in a session.
+DO $$
+DECLARE
+  v_setting text[];
+BEGIN
+  -- Again (the file may run statement by statement): two databases' runs write the same shared row.
+  LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE;
+  FOREACH v_setting SLICE 1 IN ARRAY ARRAY[['lock_timeout', '3s'], ['statement_timeout', '8s'],
+                                           ['idle_in_transaction_session_timeout', '5s']] LOOP
+    EXECUTE format('ALTER ROLE birthgate_worker SET %s = %L', v_setting[1], v_setting[2]);
+  END LOOP;
+END
+$$;
+
 DO $$
 DECLARE
   v_fn text;
@@ -58,6 +92,7 @@ BEGIN
     'fn_permit_request(text,text,text,integer,text,text,text)',
     'fn_permit_issue(text,text,text,integer,text,text,text)',
     'fn_permit_transition(bigint,text,text,text)',
+    'fn_permit_withdraw(bigint,text,text,text)',
     'fn_permit_expire_due(text)',
     'fn_admission_state(bigint)',
     'fn_admission_insert_dot_tools(bigint,jsonb)',

@@ -6,7 +6,10 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'birthgate_worker') THEN
     RETURN;
   END IF;
-  -- DROP OWNED revokes this database's grants (the role owns nothing by design).
+  -- DROP OWNED revokes this database's grants (the role owns nothing by design), and the role's grants
+  -- on shared objects (CONNECT on every database) too: serialise with CREATE/DROP DATABASE elsewhere on
+  -- the cluster, which would otherwise race it ("tuple concurrently deleted").
+  LOCK TABLE pg_catalog.pg_database IN SHARE ROW EXCLUSIVE MODE;
   DROP OWNED BY birthgate_worker;
   EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM birthgate_worker', current_database());
   BEGIN

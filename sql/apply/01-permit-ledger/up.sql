@@ -240,6 +240,42 @@ BEGIN
 END;
 $$;
 
+-- CONTRACT.md: the compensation's withdraw as one atomic move (issue 8 §4). Locks the permit, then
+-- REQUESTED/RESERVED → p_to_state (CANCELLED or FAILED) through fn_permit_move; in any other state the
+-- row comes back unchanged (the caller reads what happened from its state). One call instead of a read
+-- followed by fn_permit_transition: the admission insert locks the permit first
+-- (fn_admission_insert_permit), so an insert still running either commits before this — the permit
+-- comes back FINALIZED — or rolls back and the permit is withdrawn; no move in between is refused.
+CREATE FUNCTION public.fn_permit_withdraw(p_permit_id bigint, p_to_state text, p_actor text, p_reason text)
+RETURNS public.birth_admission_permit
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v public.birth_admission_permit;
+BEGIN
+  IF p_permit_id IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'permit_id must not be NULL';
+  END IF;
+  PERFORM public.fn_admission_require_text('to_state', p_to_state, 20);
+  IF p_to_state NOT IN ('CANCELLED', 'FAILED') THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('to_state %s: a permit is withdrawn to CANCELLED or FAILED', left(p_to_state, 20));
+  END IF;
+  PERFORM public.fn_admission_require_text('actor', p_actor, 200);
+  PERFORM public.fn_admission_require_text('reason', p_reason, 2000, true);
+
+  SELECT * INTO v FROM public.birth_admission_permit p WHERE p.permit_id = p_permit_id FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = format('permit %s does not exist', p_permit_id);
+  END IF;
+  IF v.state NOT IN ('REQUESTED', 'RESERVED') THEN
+    RETURN v;  -- used (CONSUMED committed is FINALIZED) or already closed: nothing to withdraw
+  END IF;
+  RETURN public.fn_permit_move(p_permit_id, p_to_state, p_actor, p_reason);
+END;
+$$;
+
 -- CONTRACT.md: a permit in REQUESTED, the first state of the 7-state model (transition logged from
 -- NULL). A stuck birth holds its place in the ledger with it while it waits for an operator: the
 -- permit exists (its id is visible, it holds uq_permit_active for the code) but admits nothing, since
@@ -400,6 +436,7 @@ $$;
 -- SECURITY DEFINER functions are not for PUBLIC; sql/roles/birthgate_worker.sql grants them.
 REVOKE ALL ON FUNCTION public.fn_permit_move(bigint, text, text, text, bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_transition(bigint, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_permit_withdraw(bigint, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_request(text, text, text, integer, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_issue(text, text, text, integer, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_expire_due(text) FROM PUBLIC;
@@ -417,6 +454,7 @@ ALTER FUNCTION public.fn_admission_require_text(text, text, integer, boolean) OW
 ALTER FUNCTION public.fn_admission_require_collection(text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_move(bigint, text, text, text, bigint, bigint) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_transition(bigint, text, text, text) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_permit_withdraw(bigint, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_request(text, text, text, integer, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_issue(text, text, text, integer, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_expire_due(text) OWNER TO birthgate_owner;

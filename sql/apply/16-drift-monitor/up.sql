@@ -421,12 +421,20 @@ $$;
 -- DESIGN §4 step 1 "preflight — stop-conditions": every stop-condition of one admission in one read,
 -- returned rather than raised so a parked workflow can show them. An empty "blockers" list = clear to
 -- admit. Each blocker says whether it is hard (kill switch, the admission's hard dims, a dim not
--- computed: no break-glass admits past it).
+-- computed: no break-glass admits past it). "already_born" (issue 8 §4): the birth of (code,
+-- collection) when it is 'born' and its row is live — an insert of that code can only fail on the
+-- table's own uniqueness, so the caller takes that birth instead of trying; null otherwise (also when
+-- birthgate_owner cannot read the collection's table: not known, the insert then decides).
+-- lock_timeout = 0 inside: fn_admission_dims takes any error of a dim for "not computed" (fail closed),
+-- so a dim that met the worker's 3 s lock_timeout (dot_tools briefly under an ALTER) would park the
+-- admission on a hard blocker and poison the guard for every insert. A lock wait here is bounded by the
+-- role's statement_timeout instead, whose cancel no handler catches: the preflight fails, retryably.
 CREATE FUNCTION public.fn_admission_preflight(p_entity_code text, p_collection_name text)
 RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET row_security = off
+SET lock_timeout = 0
 AS $$
 DECLARE
   v_flag boolean;
@@ -436,6 +444,9 @@ DECLARE
   v_halted boolean;
   v_dims jsonb;
   v_blockers jsonb := '[]'::jsonb;
+  v_birth record;
+  v_row_id bigint;
+  v_already_born jsonb;
 BEGIN
   PERFORM public.fn_admission_require_text('entity_code', p_entity_code, 200);
   PERFORM public.fn_admission_require_text('collection_name', p_collection_name, 200);
@@ -473,6 +484,27 @@ BEGIN
       'detail', format('%s=%s: %s', d ->> 'dim', coalesce(d ->> 'count', 'not computed'), d ->> 'detail')))
       FROM jsonb_array_elements(v_dims) d), '[]'::jsonb);
 
+  -- The live birth of this code, if any: status 'born' and a row of the collection with that code
+  -- (read like fn_birth_retire_checked reads it; the table's code expression from meta_catalog).
+  SELECT b.id, b.status::text AS status INTO v_birth
+    FROM public.birth_registry b
+   WHERE b.entity_code::text = p_entity_code AND b.collection_name::text = p_collection_name
+     AND b.status::text = 'born'::text
+   ORDER BY b.id
+   LIMIT 1;
+  IF FOUND AND has_table_privilege(format('public.%I', p_collection_name), 'SELECT') THEN
+    EXECUTE (SELECT format('SELECT t.%I::bigint FROM public.%I t WHERE %s = $1 ORDER BY t.%I LIMIT 1',
+                           coalesce(mc.id_field::text, 'id'), p_collection_name,
+                           CASE WHEN mc.code_field IS NOT NULL THEN format('t.%I::text', mc.code_field::text)
+                                ELSE format('(%L || '':'' || t.%I::text)', p_collection_name, coalesce(mc.id_field::text, 'id')) END,
+                           coalesce(mc.id_field::text, 'id'))
+               FROM public.meta_catalog mc WHERE mc.collection_name::text = p_collection_name)
+      INTO v_row_id USING p_entity_code;
+    IF v_row_id IS NOT NULL THEN
+      v_already_born := jsonb_build_object('birth_id', v_birth.id, 'row_id', v_row_id, 'status', v_birth.status);
+    END IF;
+  END IF;
+
   RETURN jsonb_build_object(
     'family_flag', v_flag,
     'collection_managed', v_managed,
@@ -480,7 +512,8 @@ BEGIN
     'code_rule_ok', v_rule_ok,
     'kill_switch', v_halted,
     'block_dims', v_dims,
-    'blockers', v_blockers);
+    'blockers', v_blockers,
+    'already_born', v_already_born);
 END;
 $$;
 
