@@ -38,7 +38,10 @@ export function compensationActivities(pool: Pool) {
         const permit = permitView(rows[0]);
         if (permit.state === i.to) return { action: 'done', detail: `permit ${i.permitId} → ${i.to}` };
         if (permit.state === 'FINALIZED') {
-          return { action: 'nothing-to-undo', detail: `permit ${i.permitId} is FINALIZED: its insert committed (row ${permit.rowId ?? '?'}, birth ${permit.birthId ?? '?'})` };
+          // The insert committed after all (it outlived the step that gave up on it): a compensation
+          // leaves nothing written, so its row goes and its birth is retired too (idempotent).
+          const { rows: r } = await pool.query<{ id: string }>('SELECT fn_admission_rollback($1::bigint, $2, $3) AS id', [i.permitId, i.actor, i.reason]);
+          return { action: 'done', detail: `permit ${i.permitId} was FINALIZED by a late commit: row ${permit.rowId ?? '?'} removed, birth ${r[0]!.id} retired` };
         }
         return { action: 'nothing-to-undo', detail: `permit ${i.permitId} is ${permit.state}` };
       });

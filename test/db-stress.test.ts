@@ -422,9 +422,12 @@ describe('the database path under stress (issue 8 §4)', () => {
         }
       }
       assert.deepEqual(await admissionState(db.pool), before);
+      // The activity goes one step further than the SQL move: a permit FINALIZED by a late commit means
+      // the compensation must leave nothing written, so its row goes and its birth is retired.
       const done = await acts.withdrawPermit({ permitId: finalized, to: 'CANCELLED', actor: 'test', reason: 'late' });
-      assert.equal(done.action, 'nothing-to-undo');
-      assert.match(done.detail, /FINALIZED: its insert committed/);
+      assert.equal(done.action, 'done');
+      assert.match(done.detail, /FINALIZED by a late commit: row \d+ removed, birth \d+ retired/);
+      assert.equal(await permitState(db.pool, finalized), 'FINALIZED');
     });
 
     test('bad input: BG400, nothing written', async () => {
@@ -452,7 +455,7 @@ describe('the database path under stress (issue 8 §4)', () => {
       });
     });
 
-    test('against an insert still running: the withdraw waits for it — committed → FINALIZED unchanged; rolled back → withdrawn', async () => {
+    test('against an insert still running: the withdraw waits for it — committed → the late row rolled back; rolled back → withdrawn', async () => {
       for (const outcome of ['COMMIT', 'ROLLBACK'] as const) {
         const code = newDotCode(`withdraw-race-${outcome.toLowerCase()}`);
         const permitId = await issuePermit(db.pool, code);
@@ -465,9 +468,12 @@ describe('the database path under stress (issue 8 §4)', () => {
           await inserting.query(outcome);
           const undone = await withdrawing;
           if (outcome === 'COMMIT') {
-            assert.equal(undone.action, 'nothing-to-undo');
+            // A cancelled admission whose insert committed late ends with no live row: removed, birth retired.
+            assert.equal(undone.action, 'done');
             assert.equal(await permitState(db.pool, permitId), 'FINALIZED');
-            assert.equal(await rowsOf(db.pool, code), 1);
+            assert.equal(await rowsOf(db.pool, code), 0);
+            const b = await db.pool.query(`SELECT status FROM birth_registry WHERE entity_code = $1 AND collection_name = 'dot_tools'`, [code]);
+            assert.deepEqual(b.rows, [{ status: 'retired' }]);
           } else {
             assert.equal(undone.action, 'done');
             assert.equal(await permitState(db.pool, permitId), 'CANCELLED');

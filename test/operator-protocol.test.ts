@@ -4,7 +4,8 @@
 // second admit with other fields is refused (exit 2); a rolled-back birth is reported ROLLED_BACK.
 // Real dev server, real PostgreSQL, the real admission worker.
 import assert from 'node:assert/strict';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import { after, before, describe, test } from 'node:test';
 import { admitByCode, NoWorkerError, retry, rollback, status } from '../client/admissions.ts';
 import { admissionWorkflowId } from '../contracts/admission.ts';
@@ -121,6 +122,19 @@ describe('the operator protocol answers', () => {
     assert.equal(cli.code, 1);
     assert.match(cli.stdout, /ROLLED_BACK: .* birth \d+ retired/);
     assert.deepEqual((await written(h.db.pool, code)).births.map((b) => b.status), ['retired']);
+  });
+
+  test('under any other workflow id than its derived one the admission refuses to run (no second admission of a code)', async () => {
+    const code = freshCode();
+    const rogue = h.client.workflow.getHandle((await h.client.workflow.start('dotBirthAdmit', {
+      taskQueue: h.taskQueue, workflowId: `rogue-${code}`, args: [{ code }],
+    })).workflowId);
+    await assert.rejects(rogue.result(), (err: WorkflowFailedError) => {
+      assert.equal((err.cause as ApplicationFailure).type, 'INVALID_INPUT');
+      assert.match(err.cause!.message, new RegExp(`runs only as dot-birth-admit:dot_tools:${code}, not rogue-${code}`));
+      return true;
+    });
+    assert.deepEqual(await written(h.db.pool, code), { rows: 0, births: [], permits: [], breakGlass: 0 });
   });
 
   test('admit with no worker polling the task queue says so at once', async () => {

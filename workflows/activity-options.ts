@@ -28,11 +28,14 @@ const step = (scheduleToCloseTimeout: ActivityOptions['scheduleToCloseTimeout'],
   retry: { initialInterval, backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: nonRetryableFailureTypes },
 });
 
-export const preflightOptions = step('10m');
+// Heartbeats (activities/statement-guard.ts beats every second while a statement runs) carry a
+// cancellation to the activity within 3 s, which cancels the backend query: a step Temporal gave up on
+// cannot commit after the compensations ran.
+export const preflightOptions: ActivityOptions = { ...step('10m'), heartbeatTimeout: '3s' };
 export const permitOptions = step('5m');
 export const finalizeOptions = step('5m');
 export const compensationOptions = step('2m', '1s');
-export const insertOptions = (permitTtlSeconds: number): ActivityOptions => step(Math.floor(permitTtlSeconds * 800));
+export const insertOptions = (permitTtlSeconds: number): ActivityOptions => ({ ...step(Math.floor(permitTtlSeconds * 800)), heartbeatTimeout: '3s' });
 
 export type ActivityMode = 'remote' | 'local';
 

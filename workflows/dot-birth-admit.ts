@@ -27,6 +27,7 @@ import {
 } from '@temporalio/workflow';
 import {
   AdmissionInput,
+  admissionWorkflowId,
   type AdmissionRequest,
   type AdmissionResult,
   type BreakGlassSignal,
@@ -53,6 +54,14 @@ export function dotBirthAdmitLocal(raw: AdmissionInput): Promise<AdmissionResult
 async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<AdmissionResult> {
   const input = validInput(raw);
   const { workflowId, runId, firstExecutionRunId } = workflowInfo();
+  // One admission per (collection, code): under any other id — another client, the Temporal CLI,
+  // another SDK — a second admission of the same code could run beside the first.
+  if (workflowId !== admissionWorkflowId(input.collection, input.code)) {
+    throw ApplicationFailure.create({
+      type: FailureType.INVALID_INPUT, nonRetryable: true,
+      message: `an admission of ${input.collection}/${input.code} runs only as ${admissionWorkflowId(input.collection, input.code)}, not ${workflowId}`,
+    });
+  }
   const record = new AdmissionRecord(workflowId, input);
   const inbox = new OperatorInbox(record);
   const undo = new Compensations(record, inbox);
