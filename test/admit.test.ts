@@ -219,7 +219,12 @@ describe('dotBirthAdmit on the real stack', () => {
     assert.deepEqual(w.births, [{ id: result!.birthId, status: 'retired' }], 'the birth is retired, not deleted');
     assert.deepEqual(w.permits.map((p) => p.state), ['FINALIZED']);
     // Idempotent: a second rollback retires nothing new.
+    const stateBefore = await written(h.db.pool, code);
+    const transitions = await h.db.pool.query('SELECT count(*)::int AS n FROM birth_status_transition WHERE entity_code = $1', [code]);
     const again = await rollback(h.client, { code }, operator, { taskQueue: h.taskQueue });
     assert.equal(again.stage, 'ROLLED_BACK');
+    assert.deepEqual(await written(h.db.pool, code), stateBefore, 'nothing moved: row gone, birth retired, permit FINALIZED');
+    assert.deepEqual((await h.db.pool.query('SELECT count(*)::int AS n FROM birth_status_transition WHERE entity_code = $1', [code])).rows, transitions.rows,
+      'no second retire on the record');
   });
 });

@@ -85,8 +85,14 @@ describe('the baseline installs', () => {
     for (const dup of ['birth_trigger_dot_tools', 'trg_birth_dot_tools']) {
       assert.match(byName.get(dup)?.def ?? '', /AFTER INSERT ON public\.dot_tools .*fn_birth_registry_auto\('code'\)/);
     }
-    // same-timing triggers fire in name order: code generation before the gate
-    assert.ok('trg_auto_code_dot_tools' < 'trg_before_birth_gate_dot_tools');
+    // Same-timing triggers fire in name order (the server's "C" order of tgname): among the BEFORE
+    // INSERT row triggers, code generation must come before the advisory gate. Read from the catalog.
+    const { rows: before } = await db.pool.query<{ tgname: string }>(
+      `SELECT tgname FROM pg_trigger WHERE tgrelid = 'dot_tools'::regclass AND NOT tgisinternal
+          AND (tgtype & 2) <> 0 AND (tgtype & 4) <> 0 ORDER BY tgname COLLATE "C"`);
+    const order = before.map((r) => r.tgname);
+    assert.ok(order.indexOf('trg_auto_code_dot_tools') >= 0 && order.indexOf('trg_auto_code_dot_tools') < order.indexOf('trg_before_birth_gate_dot_tools'),
+      `BEFORE INSERT firing order: ${order.join(', ')}`);
   });
 
   test('installing over an existing baseline is refused unless forced', async () => {

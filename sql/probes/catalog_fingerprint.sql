@@ -56,6 +56,20 @@ WITH fns AS (
                     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                    WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p'))
   ) AS j
+), config AS (
+  -- The configuration rows the packet writes and its rollbacks take back (dot_config: the family flag's
+  -- mirror; the estate's BLOCK-dim sources and policy: gate_drift), compared by content.
+  SELECT jsonb_build_object(
+    'dot_config', CASE WHEN to_regclass('public.dot_config') IS NULL THEN NULL ELSE
+      (xpath('/row/h/text()', query_to_xml($q$SELECT md5(coalesce(string_agg(format('%s|%s|%s', collection_name, config_key, config_value), ','
+                  ORDER BY collection_name, config_key), '')) AS h FROM public.dot_config$q$, false, true, '')))[1]::text END,
+    'dot_block_dim_source', CASE WHEN to_regclass('public.dot_block_dim_source') IS NULL THEN NULL ELSE
+      (xpath('/row/h/text()', query_to_xml($q$SELECT md5(coalesce(string_agg(format('%s|%s', dim, count_fn), ',' ORDER BY dim), '')) AS h
+                  FROM public.dot_block_dim_source$q$, false, true, '')))[1]::text END,
+    'dot_action_block_policy', CASE WHEN to_regclass('public.dot_action_block_policy') IS NULL THEN NULL ELSE
+      (xpath('/row/h/text()', query_to_xml($q$SELECT md5(coalesce(string_agg(format('%s|%s', action, dim), ',' ORDER BY action, dim), '')) AS h
+                  FROM public.dot_action_block_policy$q$, false, true, '')))[1]::text END
+  ) AS j
 ), counts AS (
   -- Row counts through query_to_xml so the probe stays one statement even when a table is absent.
   SELECT jsonb_object_agg(t.name, CASE WHEN to_regclass(format('public.%I', t.name)) IS NULL THEN NULL ELSE
@@ -79,8 +93,9 @@ SELECT jsonb_build_object(
   'relations', coalesce(tbl.j, '{}'::jsonb),
   'event_triggers', evt.j,
   'acls', acls.j,
+  'config', config.j,
   'permit_table_present', to_regclass('public.birth_admission_permit') IS NOT NULL,
   'row_counts', counts.j,
   'dot_tools_unborn', unborn.n
 ) AS fingerprint
-FROM fns, cons, idx, trg, births, tbl, evt, acls, counts, unborn;
+FROM fns, cons, idx, trg, births, tbl, evt, acls, config, counts, unborn;
