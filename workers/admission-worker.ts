@@ -1,12 +1,22 @@
 // The admission worker: runs dotBirthAdmit / dotBirthRollback and their activities on one task queue.
-// Production passes a prebuilt workflow bundle (bundled once at start, see main.ts); tests may pass
-// workflowsPath. The pg pool is sized to the activity slots: one connection per running activity.
+// Production (`birthgate worker`, workers/serve.ts) passes the production bundle built once by
+// `birthgate worker build` (workers/bundle.ts) and its build id; tests and the benchmark pass the
+// bundle of every workflow (bundleAdmissionWorkflows: workflows/index.ts, incl. the benchmark-only
+// dotBirthAdmitLocal) or workflowsPath. The pg pool is sized to the activity slots: one connection
+// per running activity.
+import type { Duration } from '@temporalio/common';
 import { bundleWorkflowCode, type NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { createActivities, type ActivityHooks } from '../activities/index.ts';
 import type { Pool } from '../db/pool.ts';
 
+/** Every workflow, the benchmark's variant included: tests and bench/ bundle this. */
 export const admissionWorkflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** What the production worker registers (no benchmark-only workflows). */
+export const productionWorkflowsPath = fileURLToPath(new URL('./production-workflows.ts', import.meta.url));
+
+/** The worker deployment name the build id is reported under (no versioning routing; README "Versioning"). */
+export const DEPLOYMENT_NAME = 'birthgate';
 
 /** Activity slots per worker; the pool's `max` must equal it (createAdmissionPool). */
 export const DEFAULT_ACTIVITY_SLOTS = 20;
@@ -18,6 +28,18 @@ export type AdmissionWorkerOptions = {
   pool: Pool;
   hooks?: ActivityHooks;
   maxConcurrentActivityTaskExecutions?: number;
+  /**
+   * The code's build id (workers/bundle.ts). Reported to the server as this worker's deployment version
+   * with Worker Versioning OFF: it is recorded on every workflow task the worker completes and shown
+   * on its pollers, but task routing is unchanged. Unset: the SDK's default (its version + bundle hash).
+   */
+  buildId?: string;
+  /** Shown in the Web UI and in history for every task this worker completed (SDK default: pid@host). */
+  identity?: string;
+  /** After shutdown(): how long in-flight tasks may finish before activities are cancelled. */
+  shutdownGraceTime?: Duration;
+  /** After shutdown(): when run() gives up and rejects with GracefulShutdownPeriodExpiredError. */
+  shutdownForceTime?: Duration;
 } & ({ workflowBundle: WorkflowBundleOption; workflowsPath?: never } | { workflowsPath: string; workflowBundle?: never });
 
 export async function createAdmissionWorker(o: AdmissionWorkerOptions): Promise<Worker> {
@@ -35,6 +57,12 @@ export async function createAdmissionWorker(o: AdmissionWorkerOptions): Promise<
     namespace: o.namespace,
     taskQueue: o.taskQueue,
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: o.workflowsPath }),
+    ...(o.identity ? { identity: o.identity } : {}),
+    // `buildId` alone is deprecated in SDK 1.24; workerDeploymentOptions with useWorkerVersioning
+    // false is its replacement: the version is reported, the task queue stays unversioned.
+    ...(o.buildId ? { workerDeploymentOptions: { version: { deploymentName: DEPLOYMENT_NAME, buildId: o.buildId }, useWorkerVersioning: false } } : {}),
+    ...(o.shutdownGraceTime !== undefined ? { shutdownGraceTime: o.shutdownGraceTime } : {}),
+    ...(o.shutdownForceTime !== undefined ? { shutdownForceTime: o.shutdownForceTime } : {}),
     activities: createActivities({ pool: o.pool, hooks: o.hooks }),
     // Poller settings stay at the SDK defaults (10 workflow-task / 10 activity-task pollers, no
     // autoscaling): on the dev server the start→result latency was the server's transfer-queue poll
@@ -46,10 +74,14 @@ export async function createAdmissionWorker(o: AdmissionWorkerOptions): Promise<
   });
 }
 
-/** Bundle the workflows once (webpack takes a second or two); reuse the result for every worker. */
+/**
+ * Bundle every workflow (workflows/index.ts, the benchmark's variant included) once; webpack takes a
+ * few seconds, so reuse the result for every worker. For tests and bench/ — the production worker
+ * runs the prebuilt production bundle (workers/bundle.ts).
+ */
 export async function bundleAdmissionWorkflows(): Promise<{ code: string }> {
   return bundleWorkflowCode({ workflowsPath: admissionWorkflowsPath, logger: quietBundlerLogger });
 }
 
 const quiet = () => undefined;
-const quietBundlerLogger = { trace: quiet, debug: quiet, info: quiet, warn: console.warn, error: console.error, log: quiet };
+export const quietBundlerLogger = { trace: quiet, debug: quiet, info: quiet, warn: console.warn, error: console.error, log: quiet };

@@ -14,7 +14,8 @@ import { applyPacket } from '../../packet/index.ts';
 import { readState } from '../../stack/endpoints.ts';
 import { isAlive } from '../../stack/postgres.ts';
 import { startStack, type RunningStack } from '../../stack/supervisor.ts';
-import { bundleAdmissionWorkflows, createAdmissionWorker, DEFAULT_ACTIVITY_SLOTS } from '../../workers/admission-worker.ts';
+import { createAdmissionWorker, DEFAULT_ACTIVITY_SLOTS } from '../../workers/admission-worker.ts';
+import { productionBundle } from '../../workers/bundle.ts';
 import { UsageError, type CliContext, type Command } from '../command.ts';
 import { redact, untilSignal } from '../process.ts';
 
@@ -101,15 +102,18 @@ export const commands: Command[] = [
         pools.push(workerPool);
         const nativeConnection = await NativeConnection.connect({ address: endpoints.temporalAddress });
         connections.push(nativeConnection);
+        // The production worker's bundle (no benchmark-only workflows): prebuilt by `birthgate worker build`, else built now.
+        const wb = await productionBundle(ctx.config.home);
         worker = await createAdmissionWorker({
           connection: nativeConnection,
           namespace: endpoints.namespace,
           taskQueue: ctx.config.taskQueue,
           pool: workerPool,
-          workflowBundle: await bundleAdmissionWorkflows(),
+          workflowBundle: wb.bundle,
+          buildId: wb.buildId,
         });
         workerRun = worker.run();
-        ctx.err(`worker: task queue ${ctx.config.taskQueue}, connected to PostgreSQL as birthgate_worker`);
+        ctx.err(`worker: task queue ${ctx.config.taskQueue}, build id ${wb.buildId} (${wb.origin.kind === 'prebuilt' ? 'prebuilt bundle' : 'bundle built now'}), connected to PostgreSQL as birthgate_worker`);
 
         const connection = await Connection.connect({ address: endpoints.temporalAddress });
         connections.push(connection);
