@@ -137,7 +137,9 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       await eventually(async () => ((await status(t.client, { code: c })).state?.decisions.length === 1 ? true : undefined), 'bare break-glass settled');
       assert.deepEqual((await status(t.client, { code: c })).state?.decisions.map((d) => [d.kind, d.accepted]), [['breakGlass', false]]);
       await h.signal(breakGlassSignal, { ...op, approvalId: 'APPR-9', breakGlassId: '7' });
-      const { result } = await admitByCode(t.client, { code: c }, { taskQueue, wait: true });
+      // A signal has no answer and a short park is still a park for `wait`: follow the run to its end.
+      await admitByCode(t.client, { code: c }, { taskQueue });
+      const result = await t.client.workflow.getHandle(admissionWorkflowId('dot_tools', c)).result();
       assert.equal(result?.breakGlass, true);
       assert.equal(result?.breakGlassId, '7');
       assert.equal(result?.permitId, '1', 'the requested permit is the one reserved and used');
@@ -174,7 +176,9 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
   test('a stop-condition cleared by the re-read after parking lets the admission go on by itself', async () => {
     await withWorker({ blockers: (_c, n) => (n === 1 ? [codeRule] : []) }, async (taskQueue, ledger) => {
       const c = code('CLEARS');
-      const { result } = await admitByCode(t.client, { code: c }, { taskQueue, wait: true });
+      // A signal has no answer and a short park is still a park for `wait`: follow the run to its end.
+      await admitByCode(t.client, { code: c }, { taskQueue });
+      const result = await t.client.workflow.getHandle(admissionWorkflowId('dot_tools', c)).result();
       assert.equal(result?.stage, 'FINALIZED');
       assert.equal(result?.permitId, '1');
       assert.deepEqual(ledger.calls, [`preflight:${c}`, `request:${c}`, `preflight:${c}`, `issue:${c}`, `insert:${c}`]);
