@@ -67,15 +67,19 @@ before(async () => {
 });
 
 after(async () => {
-  if (worker) {
-    if (worker.w.getState() === 'RUNNING') worker.w.shutdown();
-    await worker.run.catch(() => undefined);
-    await worker.connection.close();
+  try {
+    if (worker) {
+      if (worker.w.getState() === 'RUNNING') worker.w.shutdown();
+      // Bounded: a drain that hangs must not keep this file's own dev server alive past the suite.
+      await Promise.race([worker.run.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
+      await worker.connection.close().catch(() => undefined);
+    }
+  } finally {
+    await server?.stop();
+    await workerPool?.end().catch(() => undefined);
+    await db?.dispose();
+    fs.rmSync(scratch, { recursive: true, force: true });
   }
-  await server?.stop();
-  await workerPool?.end();
-  await db?.dispose();
-  fs.rmSync(scratch, { recursive: true, force: true });
 });
 
 async function restartServer(): Promise<void> {
