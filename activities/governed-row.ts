@@ -55,12 +55,13 @@ export function governedRowActivities(pool: Pool, hooks: ActivityHooks) {
         }
       }
 
-      // One transaction whose COMMIT fires the deferred finalize, under the statement guard: cancelled
-      // (or out of time) while the insert or the finalize waits, its backend is cancelled and nothing
-      // commits (statement-guard.ts).
+      // One statement, its own transaction: its implicit COMMIT fires the deferred finalize before the
+      // statement returns. Under the statement guard: cancelled (or out of time) while the insert or the
+      // finalize waits, its backend is cancelled and nothing commits (statement-guard.ts). (No BEGIN …
+      // COMMIT around it: two round trips more for the same atomicity.)
       let inserted: InsertedRow;
       try {
-        inserted = await guardedSql(pool, `insert into ${i.collection} under permit ${i.permitId}`, { startedAt, transaction: true }, async (tx) => {
+        inserted = await guardedSql(pool, `insert into ${i.collection} under permit ${i.permitId}`, { startedAt }, async (tx) => {
           const { rows } = await tx.query<{ row_id: string }>(insertSql, [i.permitId, JSON.stringify(i.fields)]);
           return { rowId: String(rows[0]!.row_id), breakGlassId: i.breakGlass?.breakGlassId ?? null };
         });

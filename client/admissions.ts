@@ -133,18 +133,37 @@ async function waitForOutcome(
   handle: WorkflowHandle<typeof dotBirthAdmit>,
   timeoutMs: number | undefined,
 ): Promise<Pick<Admitted, 'result' | 'parked' | 'timedOut'>> {
-  // Polls (describe, then the state query) rather than holding a result() long-poll open, so that a
-  // caller who gets a park back leaves nothing pending on its connection.
+  // The outcome comes from a result() long-poll, which the server answers the moment the admission
+  // completes (a clean one in well under PARK_WATCH_FIRST_MS, so it is never queried). Beside it, a
+  // slow watch asks the workflow whether it parked; a park, or the deadline, aborts the long-poll, so
+  // a caller who gets a park back leaves nothing pending on its connection.
+  const stop = new AbortController();
+  const ended = client
+    .withAbortSignal(stop.signal, () => handle.result())
+    .then((result) => ({ result }), (err: unknown) => {
+      if (stop.signal.aborted) return new Promise<never>(() => undefined); // the watch answered first
+      throw err;
+    });
   const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
-  for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
-    if ((await handle.describe()).status.name !== 'RUNNING') return { result: await handle.result() };
-    const state = await client.withDeadline(Date.now() + 5_000, () => handle.query(stateQuery)).catch(() => null);
-    if (state?.stage === 'FINALIZED') return { result: await handle.result() };
-    if (state && PARKED.includes(state.stage) && !state.resuming) return { parked: state };
-    if (Date.now() >= deadline) return { timedOut: true };
-    await new Promise((r) => setTimeout(r, pause));
+  const watch = (async (): Promise<Pick<Admitted, 'parked' | 'timedOut'>> => {
+    for (let pause = PARK_WATCH_FIRST_MS; ; pause = Math.min(pause * 2, 1000)) {
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pause, deadline - Date.now()))));
+      if (stop.signal.aborted) return new Promise<never>(() => undefined);
+      if (Date.now() >= deadline) return { timedOut: true };
+      const state = await client.withDeadline(Date.now() + 5_000, () => handle.query(stateQuery)).catch(() => null);
+      if (stop.signal.aborted) return new Promise<never>(() => undefined);
+      if (state && PARKED.includes(state.stage) && !state.resuming) return { parked: state };
+    }
+  })();
+  try {
+    return await Promise.race([ended, watch]);
+  } finally {
+    stop.abort();
   }
 }
+
+/** The first park check of `admit --wait` comes this late: a clean admission has answered by then. */
+const PARK_WATCH_FIRST_MS = 250;
 
 /**
  * Admit `code` into its collection. Signal-with-start with USE_EXISTING: the first caller starts the
@@ -170,8 +189,9 @@ export async function admitByCode(
     args: [input] as [AdmissionInput],
     workflowIdConflictPolicy: 'USE_EXISTING' as const,
     workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY' as const,
+    // No BirthStage at start: the workflow sets it when the birth needs a human (a park, a failure)
+    // and follows it from there; a clean admission carries none (admission-record.ts).
     typedSearchAttributes: [
-      { key: BirthStage, value: 'PREFLIGHT' },
       { key: EntityCodeKey, value: input.code },
       { key: BirthCollection, value: input.collection },
       { key: BreakGlass, value: false },

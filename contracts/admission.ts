@@ -104,6 +104,7 @@ export const FailureType = {
   PERMIT_UNUSABLE: 'PERMIT_UNUSABLE', // permit came back terminal (EXPIRED, CANCELLED, FAILED) before the insert
   NOT_ADMITTED: 'NOT_ADMITTED', // rollback of an admission that never finalized
   CONSTRAINT_VIOLATION: 'CONSTRAINT_VIOLATION', // SQLSTATE class 23 (e.g. 23505, a duplicate dot_tools.code): never succeeds on a retry
+  ALREADY_BORN: 'ALREADY_BORN', // preflight: the code is born in the collection with a live row; nothing to admit
   DATABASE_UNAVAILABLE: 'DATABASE_UNAVAILABLE', // retryable: connection lost, shutdown, deadlock, lock timeout
   DATABASE_ERROR: 'DATABASE_ERROR', // retryable within the policy's bounds: an unexpected SQLSTATE (grants, missing packet step)
   // workflow outcomes (the workflow fails with these so a re-admission of the code may start afresh)
@@ -204,7 +205,9 @@ export type AttachSignal = z.infer<typeof AttachSignal>;
 
 // ───────────────────────────── preflight ─────────────────────────────
 
-export const BlockerKind = z.enum(['family_flag_off', 'collection_unmanaged', 'code_rule', 'block_dim', 'kill_switch']);
+// packet_incomplete: the database has no admission API yet (the apply packet has not run through its
+// last step): nothing can be admitted, so the birth parks until an operator applies it and retries.
+export const BlockerKind = z.enum(['family_flag_off', 'collection_unmanaged', 'code_rule', 'block_dim', 'kill_switch', 'packet_incomplete']);
 export type BlockerKind = z.infer<typeof BlockerKind>;
 
 /** What break-glass may override. A family without the flag has no gate to pass; a kill switch means stop. */
@@ -214,12 +217,18 @@ export const breakGlassOverridable: readonly BlockerKind[] = ['code_rule', 'bloc
 export const Blocker = z.object({ kind: BlockerKind, detail: z.string(), hard: z.boolean().optional() });
 export type Blocker = z.infer<typeof Blocker>;
 
+/** A code already born in the collection, with its live row (fn_admission_preflight's already_born). */
+export const AlreadyBorn = z.object({ birthId: DbId, rowId: DbId, status: z.string() });
+export type AlreadyBorn = z.infer<typeof AlreadyBorn>;
+
 export const PreflightReport = z.object({
   blockers: z.array(Blocker),
   familyFlag: z.boolean(),
   collectionManaged: z.boolean(),
   codePattern: z.string().nullable(),
   killSwitch: z.boolean(),
+  /** Optional: workers from before issue 8 §4 do not send it. */
+  alreadyBorn: AlreadyBorn.nullable().optional(),
 });
 export type PreflightReport = z.infer<typeof PreflightReport>;
 

@@ -7,7 +7,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { admitByCode, breakGlass, cancel, listStuck, retry, rollback, status } from '../client/admissions.ts';
 import { admissionWorkflowId } from '../contracts/admission.ts';
-import { BirthStage, EntityCode, PermitId } from '../contracts/search-attributes.ts';
+import { BirthStage, BreakGlass, EntityCode, PermitId } from '../contracts/search-attributes.ts';
 import { admissionHarness, type AdmissionHarness, freshCode, written } from './support/admission-harness.ts';
 import { rebaseline } from './support/packet-world.ts';
 import { runCli } from './support/cli.ts';
@@ -67,8 +67,10 @@ describe('dotBirthAdmit on the real stack', () => {
     assert.deepEqual(await permitTransitions(h.db.pool, result.permitId),
       [[null, 'REQUESTED'], ['REQUESTED', 'RESERVED'], ['RESERVED', 'CONSUMED'], ['CONSUMED', 'FINALIZED']]);
 
+    // Lean (issue 8 §6): a clean admission upserts no stage — Completed is its FINALIZED, found by code.
     const d = await h.client.workflow.getHandle(admissionWorkflowId('dot_tools', code)).describe();
-    assert.equal(d.typedSearchAttributes.get(BirthStage), 'FINALIZED');
+    assert.equal(d.status.name, 'COMPLETED');
+    assert.equal(d.typedSearchAttributes.get(BirthStage), undefined);
     assert.equal(d.typedSearchAttributes.get(EntityCode), code);
     assert.equal(await d.staticSummary(), `Birth admission of dot_tools \`${code}\``);
   });
@@ -152,6 +154,10 @@ describe('dotBirthAdmit on the real stack', () => {
     const ledger = await h.db.pool.query('SELECT actor, reason, approval_id, opened_by, permit_id FROM birth_break_glass WHERE entity_code = $1', [code]);
     const { rows: [me] } = await h.db.pool.query<{ u: string }>('SELECT session_user AS u');
     assert.deepEqual(ledger.rows[0], { actor: operator.actor, reason: operator.reason, approval_id: 'APPROVAL-7', opened_by: me!.u, permit_id: permitId });
+    // A birth that showed a stage to a human ends showing FINALIZED, under the glass.
+    const ended = await h.client.workflow.getHandle(admissionWorkflowId('dot_tools', code)).describe();
+    assert.equal(ended.typedSearchAttributes.get(BirthStage), 'FINALIZED');
+    assert.equal(ended.typedSearchAttributes.get(BreakGlass), true);
   });
 
   test('cancel of another stuck birth: its permit ends CANCELLED, nothing written, the admission ends CANCELLED', async () => {

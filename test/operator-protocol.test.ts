@@ -13,6 +13,7 @@ import { breakGlassUpdate, retryUpdate } from '../workflows/messages.ts';
 import { admissionHarness, type AdmissionHarness, freshCode, written } from './support/admission-harness.ts';
 import { runCli } from './support/cli.ts';
 import { testEnv } from './support/env.ts';
+import { rebaseline } from './support/packet-world.ts';
 import { eventually } from './support/temporal.ts';
 
 /** A DOT code outside the dot_tools family rule: it parks on `code_rule`. */
@@ -135,6 +136,43 @@ describe('the operator protocol answers', () => {
       return true;
     });
     assert.deepEqual(await written(h.db.pool, code), { rows: 0, births: [], permits: [], breakGlass: 0 });
+  });
+
+  test('a code already born (outside any admission this server remembers) is refused with its birth (exit 2), nothing written', async () => {
+    // Born through the SQL API directly — as if its admission's history had passed its retention.
+    const code = freshCode();
+    const { rows: [p] } = await h.db.pool.query<{ permit_id: string }>(
+      `SELECT permit_id::text FROM fn_permit_issue($1, $2, 'dot_tools', 600, 'test', NULL, NULL)`, [`direct:${code}`, code]);
+    const { rows: [row] } = await h.db.pool.query<{ row_id: string }>(`SELECT row_id::text FROM fn_admission_insert_dot_tools($1::bigint, '{}'::jsonb)`, [p!.permit_id]);
+    const before = await written(h.db.pool, code);
+    assert.equal(before.births.length, 1);
+    const cli = await runCli(['admit', code, '--wait'], env, 60_000);
+    assert.equal(cli.code, 2, cli.stderr);
+    assert.match(cli.stderr, new RegExp(`dot_tools/${code} is already born: birth ${before.births[0]!.id} \\(born\\), row ${row!.row_id}`));
+    assert.deepEqual(await written(h.db.pool, code), before, 'no permit requested, nothing inserted');
+    await assert.rejects(h.client.workflow.getHandle(admissionWorkflowId('dot_tools', code)).result(), (err: WorkflowFailedError) => {
+      assert.equal((err.cause?.cause as ApplicationFailure | undefined)?.type, 'ALREADY_BORN');
+      return true;
+    });
+  });
+
+  test('a database without the admission API parks the birth on packet_incomplete (hard), and a retry after the repair admits it', async () => {
+    await h.db.pool.query('ALTER FUNCTION fn_admission_preflight(text, text) RENAME TO fn_admission_preflight_away');
+    const code = freshCode();
+    try {
+      const r = await runCli(['admit', code, '--wait'], env, 60_000);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stdout, /blocker packet_incomplete \(hard: no break-glass\): the admission API is missing here/);
+      assert.deepEqual(await written(h.db.pool, code), { rows: 0, births: [], permits: [], breakGlass: 0 }, 'no permit without the API');
+    } finally {
+      await h.db.pool.query('ALTER FUNCTION fn_admission_preflight_away(text, text) RENAME TO fn_admission_preflight');
+    }
+    // The repair is DDL on a governed function: gate_drift until the owner accepts it.
+    assert.equal(await rebaseline(h.db.pool, 'test: preflight function restored'), 0);
+    await retry(h.client, { code }, operator);
+    const { result } = await admitByCode(h.client, { code }, { taskQueue: h.taskQueue, wait: true });
+    assert.equal(result?.stage, 'FINALIZED');
+    assert.equal((await written(h.db.pool, code)).rows, 1);
   });
 
   test('admit with no worker polling the task queue says so at once', async () => {

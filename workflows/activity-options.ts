@@ -15,9 +15,23 @@
 //
 // A killed worker costs one startToClose (10 s) before the attempt is retried elsewhere.
 //
-// Local activities (dotBirthAdmitLocal, the benchmark's variant): the same steps and policies run in
-// the workflow worker, recorded as markers at the end of the workflow task. Every step is idempotent
-// (the permit key, the permit-bound insert), so re-running a task after a crash is as safe as a retry.
+// Where each step runs (issue 8 §6, behind patched('lean-admission')): the short SQL steps whose
+// repetition is harmless run as LOCAL activities, in the workflow task that needs them — no activity
+// task, no round trip to the server, one marker event each; a re-run after a crash or a lost workflow
+// task is as safe as a retry:
+//   - preflight: reads (it may refresh the drift guard's stored dims, which any caller may do);
+//   - requestPermit, issuePermit: idempotent on the permit key — a re-run answers with the same permit;
+//     the permit's withdrawal is registered when its answer is recorded, as before;
+//   - confirmFinalized, readAdmission: read the ledger.
+// The governed insert, and the compensations, stay REMOTE activities:
+//   - the insert is the one step that writes the row. As an activity task its attempt is timed by the
+//     server, survives the loss of the worker that ran it, is cancelled through its heartbeats (the
+//     statement guard cancels the backend: a step Temporal gave up on never commits after the
+//     compensations ran), is bounded by the worker's activity slots (the pool's size) and shows in
+//     the history as its own scheduled/started/completed events with its attempt count;
+//   - withdrawPermit and retireBirth run on the failure path, where a long retry (COMPENSATION_FAILED
+//     after 2 min) should not hold a workflow task open, and an operator reads their attempts.
+// dotBirthAdmitLocal (the benchmark's variant) runs every step locally.
 import { type ActivityOptions, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { AdmissionActivities } from '../activities/index.ts';
 import { nonRetryableFailureTypes } from '../contracts/admission.ts';
@@ -37,21 +51,26 @@ export const finalizeOptions = step('5m');
 export const compensationOptions = step('2m', '1s');
 export const insertOptions = (permitTtlSeconds: number): ActivityOptions => ({ ...step(Math.floor(permitTtlSeconds * 800)), heartbeatTimeout: '3s' });
 
-export type ActivityMode = 'remote' | 'local';
+/** remote: every step an activity task (histories from before 'lean-admission'); lean: above; local: every step local. */
+export type ActivityMode = 'remote' | 'lean' | 'local';
 
 /** The admission's activities, each with its policy from the table above. */
 export function admissionActivities(permitTtlSeconds: number, mode: ActivityMode) {
-  const proxy = <K extends keyof AdmissionActivities>(options: ActivityOptions, ...names: K[]) => {
-    // Both proxies expose the same call signatures; only where the step runs differs.
-    const all = (mode === 'local' ? proxyLocalActivities(options) : proxyActivities(options)) as unknown as AdmissionActivities;
+  const proxy = <K extends keyof AdmissionActivities>(options: ActivityOptions, local: boolean, ...names: K[]) => {
+    // Both proxies expose the same call signatures; only where the step runs differs. A local
+    // activity cannot heartbeat: its timeouts are enforced by the worker that runs it.
+    const { heartbeatTimeout: _, ...localOptions } = options;
+    const all = (local ? proxyLocalActivities(localOptions) : proxyActivities(options)) as unknown as AdmissionActivities;
     return Object.fromEntries(names.map((n) => [n, all[n]])) as Pick<AdmissionActivities, K>;
   };
+  const short = mode !== 'remote'; // the short, repeatable steps
+  const all = mode === 'local';
   return {
-    ...proxy(preflightOptions, 'preflight'),
-    ...proxy(permitOptions, 'requestPermit', 'issuePermit'),
-    ...proxy(insertOptions(permitTtlSeconds), 'insertGovernedRow'),
-    ...proxy(finalizeOptions, 'confirmFinalized', 'readAdmission'),
-    ...proxy(compensationOptions, 'withdrawPermit', 'retireBirth'),
+    ...proxy(preflightOptions, short, 'preflight'),
+    ...proxy(permitOptions, short, 'requestPermit', 'issuePermit'),
+    ...proxy(insertOptions(permitTtlSeconds), all, 'insertGovernedRow'),
+    ...proxy(finalizeOptions, short, 'confirmFinalized', 'readAdmission'),
+    ...proxy(compensationOptions, all, 'withdrawPermit', 'retireBirth'),
   };
 }
 export type AdmissionSteps = ReturnType<typeof admissionActivities>;

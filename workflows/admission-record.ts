@@ -18,11 +18,22 @@ import { BirthCollection, BirthStage, BreakGlass, EntityCode, PermitId } from '.
 
 const now = () => new Date().toISOString(); // deterministic inside the workflow sandbox
 
+/** Stages that need a human, or end a birth other than FINALIZED: a lean admission upserts these. */
+const SHOWN_STAGES: ReadonlySet<Stage> = new Set<Stage>(['BLOCKED', 'COMPENSATION_FAILED', 'FAILED', 'CANCELLED', 'ROLLED_BACK']);
+
 export class AdmissionRecord {
   readonly state: AdmissionState;
   private continuingPark: boolean;
+  private readonly lean: boolean;
 
-  constructor(workflowId: string, input: AdmissionRequest) {
+  /**
+   * `lean` (patched('lean-admission')): search attributes are upserted only when the stage matters to
+   * a human — a park, leaving it, a failure or another unhappy end, and the end of a birth that ever
+   * showed one. A clean admission upserts nothing: it is found by EntityCode and its execution status
+   * (Completed = FINALIZED); its progress is in the current details. Without it, every stage is upserted.
+   */
+  constructor(workflowId: string, input: AdmissionRequest, opts: { lean?: boolean } = {}) {
+    this.lean = opts.lean === true;
     this.continuingPark = input.carry !== undefined;
     this.state = {
       workflowId,
@@ -54,6 +65,9 @@ export class AdmissionRecord {
         startedAt: c.startedAt, permit: c.permit, blockers: c.blockers, parkEpoch: c.parkEpoch,
         decisions: c.decisions, transitions: c.transitions, requestedBy: c.requestedBy, runs: c.runs + 1,
       });
+      // The run that continues a park inherits its search attributes (continue-as-new copies them):
+      // still BLOCKED, holding its permit. Its re-check before it parks again is part of the same park.
+      if (this.lean) this.shown = { stage: 'BLOCKED', permitId: c.permit?.permitId ?? null, breakGlass: false };
     }
   }
 
@@ -73,12 +87,21 @@ export class AdmissionRecord {
     s.stage = stage;
     s.waitingFor = waitingFor;
     s.transitions.push({ stage, at: now(), note });
-    this.showSearchAttributes();
+    if (!this.lean || this.worthShowing(stage)) this.showSearchAttributes();
     // The memo is what `birthgate stuck` reads without querying each workflow: parked stages only.
     if (stage === 'BLOCKED' || stage === 'COMPENSATION_FAILED') {
       upsertMemo({ stage, waitingFor, since: now(), blockers: s.blockers.map(describeBlocker) });
     }
     setCurrentDetails(this.details());
+  }
+
+  /** Lean: a park, a failure or an unhappy end; leaving a park; the end of a birth that showed a stage. */
+  private worthShowing(stage: Stage): boolean {
+    if (SHOWN_STAGES.has(stage)) return true;
+    const shown = this.shown?.stage;
+    if (shown === undefined) return false;
+    if (this.continuingPark && stage === 'PREFLIGHT' && shown === 'BLOCKED') return false; // the same park, re-checked
+    return SHOWN_STAGES.has(shown) || stage === 'FINALIZED';
   }
 
   /** Upsert only what changed: every upsert is a history event and a visibility write. */

@@ -62,10 +62,13 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
       message: `an admission of ${input.collection}/${input.code} runs only as ${admissionWorkflowId(input.collection, input.code)}, not ${workflowId}`,
     });
   }
-  const record = new AdmissionRecord(workflowId, input);
+  // A lean admission (issue 8 §6): the short SQL steps as local activities (activity-options.ts), the
+  // stage upserted only when a human needs it (admission-record.ts). Histories from before run as they did.
+  const lean = patched('lean-admission');
+  const record = new AdmissionRecord(workflowId, input, { lean });
   const inbox = new OperatorInbox(record);
   const undo = new Compensations(record, inbox);
-  const acts = admissionActivities(input.permitTtlSeconds, mode);
+  const acts = admissionActivities(input.permitTtlSeconds, mode === 'remote' && lean ? 'lean' : mode);
   const { requestPermit, issuePermit, insertGovernedRow, confirmFinalized, withdrawPermit, retireBirth } = acts;
   // requestPermit and issuePermit: the same key and parameters, so both answer with the same permit.
   const permitParams = {
@@ -158,6 +161,16 @@ async function clearStopConditions(
   const checkNow = () => preflight({ collection: input.collection, code: input.code });
   for (;;) {
     const report = await step(inbox, checkNow);
+    // Issue 8 §4: a code already born in the collection (its row live) can only fail on the table's
+    // uniqueness: say which birth it is instead of trying. Nothing was admitted; a permit held from a
+    // park is withdrawn on the way out.
+    if (report.alreadyBorn && patched('already-born')) {
+      const b = report.alreadyBorn;
+      throw ApplicationFailure.create({
+        type: FailureType.ALREADY_BORN, nonRetryable: true, details: [b],
+        message: `${input.collection}/${input.code} is already born: birth ${b.birthId} (${b.status}), row ${b.rowId}`,
+      });
+    }
     if (report.blockers.length === 0) return null;
     record.blocked(report.blockers);
     if (record.state.permit === null && report.collectionManaged) await requestPlace();

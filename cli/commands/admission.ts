@@ -2,7 +2,7 @@
 // Thin: parse and validate the arguments, call client/admissions.ts, print. No SQL here (cli/README).
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { ApplicationFailure, Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import {
   AdmissionInputError,
   admitByCode,
@@ -15,7 +15,7 @@ import {
   rollback,
   status,
 } from '../../client/admissions.ts';
-import { type AdmissionState, DEFAULT_COLLECTION } from '../../contracts/admission.ts';
+import { type AdmissionState, DEFAULT_COLLECTION, FailureType } from '../../contracts/admission.ts';
 import { createPool } from '../../db/pool.ts';
 import { UsageError, type CliContext, type Command } from '../command.ts';
 
@@ -107,6 +107,14 @@ function parkedLines(code: string, st: AdmissionState): string[] {
   ];
 }
 
+/** The first failure of `type` in err's cause chain. */
+function causeOfType(err: unknown, type: string): ApplicationFailure | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof ApplicationFailure && e.type === type) return e;
+  }
+  return undefined;
+}
+
 /** A failed admission as one line: the failure type and the reason, not a stack. */
 function failureLine(err: unknown): string {
   if (err instanceof WorkflowFailedError) {
@@ -154,6 +162,12 @@ export const commands: Command[] = [
           return a.parked || a.timedOut ? 3 : 0;
         } catch (err) {
           if (!(err instanceof WorkflowFailedError)) throw err;
+          const born = causeOfType(err, FailureType.ALREADY_BORN);
+          if (born) {
+            // Refused, nothing changed: the code has its birth already (exit 2).
+            ctx.err(`admission of ${input.code} refused: ${born.message}`);
+            return 2;
+          }
           ctx.err(`admission of ${input.code} did not finalize: ${failureLine(err)}`);
           return 1;
         }

@@ -24,13 +24,18 @@ COMMENT ON TABLE public.birth_admission_family IS
 
 -- The gate's view of the drift watch (step 16 fills it): how many findings the last computation saw.
 -- One row; the gate refuses every insert while findings > 0 (gate_drift is a hard blocker, enforced
--- in the database, not only in the workflow).
+-- in the database, not only in the workflow). It also holds the last computation's blocking dims, which
+-- the admission's preflight reuses while they are fresh (step 16, fn_admission_dims_recent): younger
+-- than reuse_for, and no DDL recorded since (ddl_seen, the DDL ledger's newest id then).
 CREATE TABLE public.birth_admission_guard (
   singleton      boolean PRIMARY KEY DEFAULT true CHECK (singleton),
   findings       integer NOT NULL DEFAULT 0 CHECK (findings >= 0),
   detail         text NOT NULL DEFAULT 'none',
   computed_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-  computed_by    text NOT NULL DEFAULT session_user
+  computed_by    text NOT NULL DEFAULT session_user,
+  dims           jsonb,
+  ddl_seen       bigint,
+  reuse_for      interval NOT NULL DEFAULT '5 seconds' CHECK (reuse_for BETWEEN '0 seconds' AND '1 minute')
 );
 INSERT INTO public.birth_admission_guard DEFAULT VALUES;
 

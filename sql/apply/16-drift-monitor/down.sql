@@ -15,8 +15,12 @@ DROP FUNCTION IF EXISTS public.fn_admission_assert_safe(text);
 DROP FUNCTION IF EXISTS public.fn_admission_halt(text, boolean, text, text);
 DROP FUNCTION IF EXISTS public.fn_drift_rebaseline(text, text, text);
 DROP FUNCTION IF EXISTS public.fn_drift_tick();
+DROP FUNCTION IF EXISTS public.fn_admission_dims_recent();
 DROP FUNCTION IF EXISTS public.fn_admission_dims();
 DROP TABLE IF EXISTS public.birth_admission_dim;
+DROP FUNCTION IF EXISTS public.fn_admission_dim_changed();
+-- The preflight's reuse of the dims ends with this step: the guard keeps only what step 9 reads.
+UPDATE public.birth_admission_guard g SET dims = NULL, ddl_seen = NULL WHERE g.singleton;
 DROP FUNCTION IF EXISTS public.fn_gate_drift_dim();
 DROP VIEW IF EXISTS public.v_gate_drift;
 DROP FUNCTION IF EXISTS public.fn_drift_check();

@@ -270,8 +270,9 @@ INSERT INTO public.birth_admission_dim (dim, count_fn, hard, description) VALUES
    'permits whose state is not their last logged move, or FINALIZED without their row and live birth');
 
 -- Every dim of the admission, computed (an untrusted or failing function is "not computed": fail
--- closed). Also refreshes birth_admission_guard, which the database gate reads on every insert; the row
--- is written only when the answer changes.
+-- closed). Also refreshes birth_admission_guard, which the database gate reads on every insert: the
+-- hard findings, and the blocking dims with when they were computed and the DDL ledger's newest id at
+-- the start (the preflight reuses them while fresh: fn_admission_dims_recent).
 CREATE FUNCTION public.fn_admission_dims()
 RETURNS TABLE (dim text, block_count bigint, detail text, hard boolean, computed boolean)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -283,7 +284,11 @@ DECLARE
   v_trusted boolean;
   v_findings integer := 0;
   v_detail text := '';
+  v_dims jsonb := '[]'::jsonb;
+  v_ddl_seen bigint;
 BEGIN
+  -- Read before any dim: DDL recorded while they are computed makes the stored answer stale at once.
+  SELECT max(l.ddl_id) INTO v_ddl_seen FROM public.birth_ddl_ledger l;
   -- The four dims of this step are computed whatever the table says (a superuser who deletes or
   -- disables gate_drift's row must not switch off the check that reports it); the table adds dims.
   FOR d IN SELECT b.dim, b.count_fn::regprocedure AS count_fn, true AS hard
@@ -317,14 +322,69 @@ BEGIN
       v_detail := v_detail || CASE WHEN v_detail = '' THEN '' ELSE '; ' END
                   || format('%s=%s: %s', d.dim, coalesce(block_count::text, 'not computed'), left(detail, 200));
     END IF;
+    IF NOT computed OR block_count > 0 THEN
+      v_dims := v_dims || jsonb_build_object('dim', dim, 'count', block_count, 'detail', detail, 'hard', hard);
+    END IF;
     RETURN NEXT;
   END LOOP;
   UPDATE public.birth_admission_guard g
      SET findings = v_findings, detail = CASE WHEN v_detail = '' THEN 'none' ELSE left(v_detail, 2000) END,
-         computed_at = clock_timestamp(), computed_by = session_user
-   WHERE g.singleton AND (g.findings, g.detail) IS DISTINCT FROM (v_findings, CASE WHEN v_detail = '' THEN 'none' ELSE left(v_detail, 2000) END);
+         computed_at = clock_timestamp(), computed_by = session_user, dims = v_dims, ddl_seen = v_ddl_seen
+   WHERE g.singleton;
 END;
 $$;
+
+-- The admission's blocking dims for its preflight (issue 8 §6: computing every dim costs ~12 ms on a
+-- production-sized estate, the catalog snapshot behind gate_drift most of it). Reused from the guard
+-- while fresh: computed less than reuse_for ago (5 s unless the owner sets it; at most a minute), no DDL
+-- recorded since (any DDL in public, committed, moves the ledger past ddl_seen), and the dim policy not
+-- written since (its trigger clears the stored dims). Otherwise computed now, which refreshes the guard.
+-- What this gives up: a change no DDL records — a superuser's direct catalog or data edit — reaches the
+-- preflight up to reuse_for late; the drift tick, the gate's own checks and the next computation still
+-- see it. The stop-conditions read live in fn_admission_preflight (flag, kill switch, code rule) are not
+-- cached.
+CREATE FUNCTION public.fn_admission_dims_recent()
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
+AS $$
+DECLARE
+  g public.birth_admission_guard;
+  v_found boolean;
+  v_ddl bigint;
+  v_now timestamptz := clock_timestamp();
+  v_dims jsonb;
+BEGIN
+  SELECT * INTO g FROM public.birth_admission_guard x WHERE x.singleton;
+  v_found := FOUND;
+  SELECT max(l.ddl_id) INTO v_ddl FROM public.birth_ddl_ledger l;
+  IF v_found AND g.dims IS NOT NULL AND jsonb_typeof(g.dims) = 'array'
+     AND g.computed_at <= v_now AND g.computed_at > v_now - g.reuse_for
+     AND g.ddl_seen IS NOT DISTINCT FROM v_ddl THEN
+    RETURN g.dims;
+  END IF;
+  SELECT coalesce(jsonb_agg(jsonb_build_object('dim', d.dim, 'count', d.block_count, 'detail', d.detail, 'hard', d.hard)
+                            ORDER BY d.dim) FILTER (WHERE NOT d.computed OR d.block_count > 0), '[]'::jsonb)
+    INTO v_dims FROM public.fn_admission_dims() d;
+  RETURN v_dims;
+END;
+$$;
+
+-- A write to the dim policy (owner or superuser only) makes the next preflight compute every dim.
+CREATE FUNCTION public.fn_admission_dim_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE public.birth_admission_guard g SET dims = NULL WHERE g.singleton;
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER trg_admission_dim_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON public.birth_admission_dim
+  FOR EACH STATEMENT EXECUTE FUNCTION public.fn_admission_dim_changed();
+ALTER TABLE public.birth_admission_dim ENABLE ALWAYS TRIGGER trg_admission_dim_changed;
 
 -- One drift tick (the drift-watch Schedule's activity): every dim computed, the guard refreshed;
 -- returns the non-zero or uncomputed dims (empty = clean).
@@ -460,9 +520,7 @@ BEGIN
   v_halted := public.fn_family_flag(p_collection_name, 'admission_halted');
   v_rule_ok := public.fn_family_code_rule(p_collection_name, p_entity_code);
 
-  SELECT coalesce(jsonb_agg(jsonb_build_object('dim', d.dim, 'count', d.block_count, 'detail', d.detail, 'hard', d.hard)
-                            ORDER BY d.dim) FILTER (WHERE NOT d.computed OR d.block_count > 0), '[]'::jsonb)
-    INTO v_dims FROM public.fn_admission_dims() d;
+  v_dims := public.fn_admission_dims_recent();
 
   IF NOT coalesce(v_managed, false) THEN
     v_blockers := v_blockers || jsonb_build_object('kind', 'collection_unmanaged', 'hard', false,
@@ -529,6 +587,8 @@ REVOKE ALL ON FUNCTION public.fn_drift_check() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_gate_drift_dim() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.fn_gate_drift_dim() TO PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_admission_dims() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_admission_dims_recent() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_admission_dim_changed() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_drift_tick() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_admission_halt(text, boolean, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.fn_admission_halt(text, boolean, text, text) TO birthgate_operator;
@@ -548,6 +608,8 @@ ALTER FUNCTION public.fn_drift_check() OWNER TO birthgate_owner;
 ALTER VIEW public.v_gate_drift OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_gate_drift_dim() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_dims() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_dims_recent() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_dim_changed() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_drift_tick() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_halt(text, boolean, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_assert_safe(text) OWNER TO birthgate_owner;
