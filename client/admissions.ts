@@ -150,6 +150,11 @@ async function waitForOutcome(
       await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pause, deadline - Date.now()))));
       if (stop.signal.aborted) return new Promise<never>(() => undefined);
       if (Date.now() >= deadline) return { timedOut: true };
+      // The memo says when it parked (the workflow upserts it at a park): describe is answered by the
+      // server alone, so a busy admission is not queried — a query is work for the worker. Only a
+      // parked one is queried, to see that it is not already resuming.
+      const memo = (await handle.describe().catch(() => null))?.memo as { stage?: string } | undefined;
+      if (!memo?.stage || !PARKED.includes(memo.stage)) continue;
       const state = await client.withDeadline(Date.now() + 5_000, () => handle.query(stateQuery)).catch(() => null);
       if (stop.signal.aborted) return new Promise<never>(() => undefined);
       if (state && PARKED.includes(state.stage) && !state.resuming) return { parked: state };
