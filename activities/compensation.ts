@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Pool } from '../db/pool.ts';
 import { Actor, DbId, FailureType, Reason } from '../contracts/admission.ts';
 import { dbStep, nonRetryable, parseInput } from './failures.ts';
+import type { ActivityHooks } from './hooks.ts';
 import { permitView, readLedger } from './permits.ts';
 
 export const WithdrawPermitInput = z.strictObject({
@@ -22,7 +23,7 @@ export type RetireBirthInput = z.infer<typeof RetireBirthInput>;
 
 export type Undone = { action: 'done' | 'nothing-to-undo'; detail: string };
 
-export function compensationActivities(pool: Pool) {
+export function compensationActivities(pool: Pool, hooks: ActivityHooks) {
   return {
     /**
      * A permit not yet used → CANCELLED (operator) or FAILED (a step failed). Used or closed: nothing to do.
@@ -33,7 +34,7 @@ export function compensationActivities(pool: Pool) {
      */
     async withdrawPermit(raw: WithdrawPermitInput): Promise<Undone> {
       const i = parseInput(WithdrawPermitInput, raw, 'withdrawPermit');
-      return dbStep(`withdraw permit ${i.permitId}`, async () => {
+      const undone = await dbStep(`withdraw permit ${i.permitId}`, async (): Promise<Undone> => {
         const { rows } = await pool.query('SELECT * FROM fn_permit_withdraw($1::bigint, $2, $3, $4)', [i.permitId, i.to, i.actor, i.reason]);
         const permit = permitView(rows[0]);
         if (permit.state === i.to) return { action: 'done', detail: `permit ${i.permitId} → ${i.to}` };
@@ -45,12 +46,14 @@ export function compensationActivities(pool: Pool) {
         }
         return { action: 'nothing-to-undo', detail: `permit ${i.permitId} is ${permit.state}` };
       });
+      hooks.at('after-permit-withdraw');
+      return undone;
     },
 
     /** The row this permit admitted removed, its birth retired (fn_admission_rollback, idempotent). Not finalized: nothing written. */
     async retireBirth(raw: RetireBirthInput): Promise<Undone & { birthId: string | null }> {
       const i = parseInput(RetireBirthInput, raw, 'retireBirth');
-      return dbStep(`retire birth of permit ${i.permitId}`, async () => {
+      const undone = await dbStep(`retire birth of permit ${i.permitId}`, async (): Promise<Undone & { birthId: string | null }> => {
         const ledger = await readLedger(pool, i.permitId);
         if (ledger.permit.state !== 'FINALIZED') {
           return { action: 'nothing-to-undo', detail: `permit ${i.permitId} is ${ledger.permit.state}: no birth`, birthId: null };
@@ -61,6 +64,8 @@ export function compensationActivities(pool: Pool) {
         const { rows } = await pool.query<{ id: string }>('SELECT fn_admission_rollback($1::bigint, $2, $3) AS id', [i.permitId, i.actor, i.reason]);
         return { action: 'done', detail: `row ${ledger.rowId} removed, birth ${rows[0]!.id} retired`, birthId: String(rows[0]!.id) };
       });
+      hooks.at('after-birth-retire');
+      return undone;
     },
   };
 }

@@ -4,9 +4,10 @@
 import type { Pool } from '../db/pool.ts';
 import { AdmissionLedger, FailureType } from '../contracts/admission.ts';
 import { dbStep, nonRetryable, parseInput } from './failures.ts';
+import type { ActivityHooks } from './hooks.ts';
 import { PermitRef, readLedger } from './permits.ts';
 
-export function finalizeActivities(pool: Pool) {
+export function finalizeActivities(pool: Pool, hooks: ActivityHooks) {
   return {
     async confirmFinalized(raw: PermitRef): Promise<AdmissionLedger> {
       const i = parseInput(PermitRef, raw, 'confirmFinalized');
@@ -18,6 +19,7 @@ export function finalizeActivities(pool: Pool) {
           ledger,
         );
       }
+      hooks.at('after-confirm-finalized');
       return ledger;
     },
   };

@@ -4,9 +4,11 @@ import type { Pool } from '../db/pool.ts';
 import { compensationActivities } from './compensation.ts';
 import { finalizeActivities } from './finalize.ts';
 import { governedRowActivities } from './governed-row.ts';
+import { handoffActivities } from './handoff.ts';
 import { type ActivityHooks, noHooks } from './hooks.ts';
 import { permitActivities } from './permits.ts';
 import { preflightActivities } from './preflight.ts';
+import { scheduleActivities } from './schedules.ts';
 
 export type ActivityDeps = { pool: Pool; hooks?: ActivityHooks };
 
@@ -15,8 +17,10 @@ export function createActivities({ pool, hooks = noHooks }: ActivityDeps) {
     ...preflightActivities(pool, hooks),
     ...permitActivities(pool, hooks),
     ...governedRowActivities(pool, hooks),
-    ...finalizeActivities(pool),
-    ...compensationActivities(pool),
+    ...handoffActivities(pool), // the governance handoff's batch (one SQL statement)
+    ...finalizeActivities(pool, hooks),
+    ...compensationActivities(pool, hooks),
+    ...scheduleActivities(pool), // the Schedules' ticks: permit-expiry sweep, drift watch
   };
 }
 

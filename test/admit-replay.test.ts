@@ -1,10 +1,13 @@
 // Determinism (issue 4 "Replay"): the histories of the admission scenarios — clean birth, attach,
 // stuck → break-glass, stuck → retry → cancel, rollback while stuck, Temporal cancellation, invalid
 // input, rollback after FINALIZED — replay against the current workflow bundle without a
-// nondeterminism error.
+// nondeterminism error. Each scenario is first checked to have ended the way it claims (every
+// decision awaited, every error fails the test), so a broken scenario cannot pass as a replayed one.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { randomInt } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import { type ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import { admitByCode, breakGlass, cancel, retry, rollback, status } from '../client/admissions.ts';
 import { admissionWorkflowId, rollbackWorkflowId } from '../contracts/admission.ts';
@@ -22,22 +25,30 @@ describe('admission histories replay deterministically', () => {
   const admit = (code: string, wait = false) => admitByCode(h.client, { code, fields: { name: code } }, { taskQueue: h.taskQueue, wait });
   const blocked = (code: string) =>
     eventually(async () => ((await status(h.client, { code })).state?.stage === 'BLOCKED' ? true : undefined), `${code} BLOCKED`);
-  const closed = (workflowId: string) => h.client.workflow.getHandle(workflowId).result().catch(() => undefined);
+  /** How a closed admission ended: its failure type, or 'cancelled' for a Temporal cancellation. */
+  const ended = async (workflowId: string): Promise<string | null | undefined> => {
+    const err = await h.client.workflow.getHandle(workflowId).result().then(() => assert.fail(`${workflowId} should not complete`), (e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    return err.cause instanceof CancelledFailure ? 'cancelled' : (err.cause as ApplicationFailure).type;
+  };
 
   test('every scenario replays', async () => {
     const ids: string[] = [];
 
     const clean = freshCode(); // clean birth, then a second admit attaching, then rollback after FINALIZED
-    await admit(clean, true);
-    await admit(clean, true);
-    await rollback(h.client, { code: clean }, op, { taskQueue: h.taskQueue }).catch(() => undefined);
+    assert.equal((await admit(clean, true)).result?.stage, 'FINALIZED');
+    assert.equal((await admit(clean, true)).result?.stage, 'FINALIZED');
+    const undone = await rollback(h.client, { code: clean }, op, { taskQueue: h.taskQueue });
+    assert.deepEqual([undone.via, undone.stage], ['dotBirthRollback', 'ROLLED_BACK']);
     ids.push(admissionWorkflowId('dot_tools', clean), rollbackWorkflowId('dot_tools', clean));
 
     const glass = stuckCode(); // stuck → break-glass → born
     await admit(glass);
     await blocked(glass);
     await breakGlass(h.client, h.db.pool, { code: glass }, { ...op, approvalId: 'REPLAY-1' });
-    ids.push((await admit(glass, true)).workflowId);
+    const born = await admit(glass, true);
+    assert.deepEqual([born.result?.stage, born.result?.breakGlass], ['FINALIZED', true]);
+    ids.push(born.workflowId);
 
     const retried = stuckCode(); // stuck → retry (still stuck) → cancel
     const r = await admit(retried);
@@ -46,25 +57,27 @@ describe('admission histories replay deterministically', () => {
     await eventually(async () => ((await status(h.client, { code: retried })).state?.decisions.length ? true : undefined), 'retry settled');
     await blocked(retried);
     await cancel(h.client, { code: retried }, op);
-    await closed(r.workflowId);
+    assert.equal(await ended(r.workflowId), 'ADMISSION_CANCELLED');
     ids.push(r.workflowId);
 
     const rolled = stuckCode(); // rollback while stuck
     const rb = await admit(rolled);
     await blocked(rolled);
-    await rollback(h.client, { code: rolled }, op, { taskQueue: h.taskQueue }).catch(() => undefined);
+    const rolledBack = await rollback(h.client, { code: rolled }, op, { taskQueue: h.taskQueue });
+    assert.deepEqual([rolledBack.via, rolledBack.stage], ['signal', 'ROLLED_BACK']);
+    assert.equal(await ended(rb.workflowId), 'ADMISSION_ROLLED_BACK');
     ids.push(rb.workflowId);
 
     const cancelled = stuckCode(); // Temporal cancellation while stuck
     const c = await admit(cancelled);
     await blocked(cancelled);
     await h.client.workflow.getHandle(c.workflowId).cancel();
-    await closed(c.workflowId);
+    assert.equal(await ended(c.workflowId), 'cancelled');
     ids.push(c.workflowId);
 
     const invalid = `replay-invalid-${randomInt(1e9)}`; // bad input that skipped the client's validation
     await h.client.workflow.start('dotBirthAdmit', { taskQueue: h.taskQueue, workflowId: invalid, args: [{ code: '' }] });
-    await closed(invalid);
+    assert.equal(await ended(invalid), 'INVALID_INPUT');
     ids.push(invalid);
 
     const histories: { workflowId: string; history: unknown }[] = [];

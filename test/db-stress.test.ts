@@ -241,9 +241,15 @@ describe('the database path under stress (issue 8 §4)', () => {
         err = await running;
         const took = Date.now() - t0;
         assert.ok(took < 2_600, `ended by the cancel, not by lock_timeout (${took} ms)`);
-        // The backend is no longer running it (it is idle, back in the pool), while the lock is still held.
-        const r = await db.pool.query<{ state: string; wait_event_type: string | null }>(
-          'SELECT state, wait_event_type FROM pg_stat_activity WHERE pid = $1', [pid]);
+        // The backend is no longer running it (idle, back in the pool), while the lock is still held. The
+        // client has its error as soon as the server sends it; the backend reports idle once it has
+        // aborted the statement's transaction, a moment later: asked for up to a second.
+        let r: { rows: { state: string; wait_event_type: string | null }[] } = { rows: [] };
+        for (const until = Date.now() + 1_000; ; await sleep(20)) {
+          r = await db.pool.query<{ state: string; wait_event_type: string | null }>(
+            'SELECT state, wait_event_type FROM pg_stat_activity WHERE pid = $1', [pid]);
+          if (r.rows.length === 0 || r.rows[0]!.state === 'idle' || Date.now() > until) break;
+        }
         assert.ok(r.rows.length === 0 || r.rows[0]!.state === 'idle', JSON.stringify(r.rows));
         assert.deepEqual(await workerStatements(db.pool, 'fn_admission_insert_dot_tools'), []);
         const waiting = await db.pool.query<{ n: number }>(

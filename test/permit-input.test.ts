@@ -174,23 +174,36 @@ describe('bad input into every function: a clear error, no partial state', () =>
   });
 
   test('fn_admission_insert_dot_tools refuses bad fields and permits before inserting', async () => {
+    const mine = newDotCode('input-insert');
+    const permit = await issuePermit(db.pool, mine);
     const before = await snapshot();
     const call = (p: unknown, f: unknown) => db.pool.query('SELECT * FROM fn_admission_insert_dot_tools($1, $2)', [p, f]);
     await rejectsWith(call(null, {}), 'BG400', /permit_id must not be NULL/);
-    await rejectsWith(call(permitId, null), 'BG400', /fields must be a JSON object/);
-    await rejectsWith(call(permitId, JSON.stringify([1, 2])), 'BG400', /fields must be a JSON object/);
-    await rejectsWith(call(permitId, { code: 'DOT-999' }), 'BG400', /must not set code/);
-    await rejectsWith(call(permitId, { id: 1 }), 'BG400', /must not set id/);
-    await rejectsWith(call(permitId, { no_such_column: 1 }), 'BG400', /unknown dot_tools column: no_such_column/);
-    await rejectsWith(call(permitId, { [`name" text); DROP TABLE dot_tools; --`]: 'x' }), 'BG400', /unknown dot_tools column/);
-    await rejectsWith(call(permitId, { name: TEN_KB }), 'BG400', /fields.name is too long/);
+    await rejectsWith(call(permit, null), 'BG400', /fields must be a JSON object/);
+    await rejectsWith(call(permit, JSON.stringify([1, 2])), 'BG400', /fields must be a JSON object/);
+    await rejectsWith(call(permit, { code: 'DOT-999' }), 'BG400', /must not set code/);
+    await rejectsWith(call(permit, { id: 1 }), 'BG400', /must not set id/);
+    await rejectsWith(call(permit, { no_such_column: 1 }), 'BG400', /unknown dot_tools column: no_such_column/);
+    await rejectsWith(call(permit, { [`name" text); DROP TABLE dot_tools; --`]: 'x' }), 'BG400', /unknown dot_tools column/);
+    await rejectsWith(call(permit, { name: TEN_KB }), 'BG400', /fields.name is too long/);
     await rejectsWith(call(987654321, {}), 'BG400', /does not exist/);
+    assert.deepEqual(await snapshot(), before);
     const other = await issuePermit(db.pool, newDotCode('input-species'), { collection: 'entity_species' });
     const mid = await snapshot();
     await rejectsWith(call(other, { name: 'x' }), 'BG400', /is for collection entity_species, not dot_tools/);
     assert.deepEqual(await snapshot(), mid);
     await db.pool.query(`SELECT fn_permit_transition($1, 'CANCELLED', 'test', 'cleanup')`, [other]);
-    assert.notDeepEqual(await snapshot(), before); // the permit and its transitions are real writes of the valid calls
+
+    // The refusals were about the input, not the permit: with good fields the same call on the same
+    // permit inserts the row once, and its commit finalizes that permit with the row and a birth linked.
+    const { rows: [inserted] } = await call(permit, { name: 'valid' });
+    assert.equal(inserted.entity_code, mine);
+    const row = await db.pool.query('SELECT id::text, name FROM dot_tools WHERE code = $1', [mine]);
+    assert.deepEqual(row.rows, [{ id: String(inserted.row_id), name: 'valid' }]);
+    const p = await db.pool.query(
+      `SELECT p.state, p.row_id::text, b.entity_code, b.entity_id::text FROM birth_admission_permit p
+         JOIN birth_registry b ON b.id = p.birth_id WHERE p.permit_id = $1`, [permit]);
+    assert.deepEqual(p.rows, [{ state: 'FINALIZED', row_id: String(inserted.row_id), entity_code: mine, entity_id: String(inserted.row_id) }]);
   });
 
   test('quotes and SQL metacharacters are data, never SQL', async () => {

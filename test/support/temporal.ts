@@ -2,7 +2,7 @@
 // process (webpack is the slow part), and an in-process admission worker on a task queue of its own.
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import type { ActivityHooks } from '../../activities/index.ts';
 import type { Pool } from '../../db/pool.ts';
 import { bundleAdmissionWorkflows, createAdmissionWorker } from '../../workers/admission-worker.ts';
@@ -25,8 +25,8 @@ export async function temporalClient(): Promise<{ client: Client; close(): Promi
 
 export type RunningWorker = { worker: Worker; stop(): Promise<void> };
 
-/** The real admission worker (real activities on `pool`), running until stop(). */
-export async function startAdmissionWorker(opts: { taskQueue: string; pool: Pool; hooks?: ActivityHooks }): Promise<RunningWorker> {
+/** The real admission worker (real activities on `pool`), running until stop(); every workflow's bundle unless given one. */
+export async function startAdmissionWorker(opts: { taskQueue: string; pool: Pool; hooks?: ActivityHooks; workflowBundle?: WorkflowBundleOption }): Promise<RunningWorker> {
   const { temporalAddress, namespace } = testEnv();
   const connection = await NativeConnection.connect({ address: temporalAddress });
   const worker = await createAdmissionWorker({
@@ -35,7 +35,7 @@ export async function startAdmissionWorker(opts: { taskQueue: string; pool: Pool
     taskQueue: opts.taskQueue,
     pool: opts.pool,
     hooks: opts.hooks,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: opts.workflowBundle ?? await workflowBundle(),
     maxConcurrentActivityTaskExecutions: opts.pool.options.max ?? 10,
   });
   return running(worker, connection);
