@@ -24,7 +24,13 @@ const printable = (label: string, max: number) =>
     .refine((s) => codePoints(s) >= 1, `${label} must not be empty`)
     .refine((s) => codePoints(s) <= max, `${label} must be at most ${max} characters`)
     .refine((s) => !UNPRINTABLE.test(s), `${label} must not contain control or invisible characters`)
-    .refine((s) => s.trim() === s, `${label} must not start or end with whitespace`);
+    .refine((s) => s.trim() === s, `${label} must not start or end with whitespace`)
+    // The same rules for the wire contract (contracts/wire.ts): JSON Schema counts code points too.
+    .meta({
+      minLength: 1,
+      maxLength: max,
+      description: `${label}: 1–${max} characters, no control, format, surrogate, private-use or line/paragraph-separator characters, no leading or trailing whitespace`,
+    });
 
 /** The entity code. Any printable characters: the family's code rule is a stop-condition, not input validation. */
 export const EntityCode = printable('code', 200);
