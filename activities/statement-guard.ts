@@ -74,9 +74,13 @@ class StatementWatch {
       return;
     }
     ctx.cancellationSignal.addEventListener('abort', this.onAbort, { once: true });
-    const heartbeat = setInterval(() => ctx.heartbeat({ waitingOn: what, elapsedMs: Date.now() - startedAt }), HEARTBEAT_EVERY_MS);
-    heartbeat.unref();
-    this.timers.push(heartbeat);
+    // A local activity cannot heartbeat (the worker holds no activity task for it; the SDK core answers
+    // UnknownActivity): its cancellation and its timeouts come from the worker that runs it.
+    if (!ctx.info.isLocal) {
+      const heartbeat = setInterval(() => ctx.heartbeat({ waitingOn: what, elapsedMs: Date.now() - startedAt }), HEARTBEAT_EVERY_MS);
+      heartbeat.unref();
+      this.timers.push(heartbeat);
+    }
     const budget = ctx.info.startToCloseTimeoutMs;
     if (Number.isFinite(budget) && budget > 0) {
       const margin = Math.min(DEADLINE_MARGIN_MS, budget / 10);

@@ -29,6 +29,8 @@ const all = (
     load('world', './world-load.ts', 'benchWorldLoad'),
     load('packet', './packet.ts', 'benchPacket'),
     load('admission', './admission.ts', 'benchAdmission'),
+    load('handoff', './handoff.ts', 'benchHandoff'),
+    load('schedules', './schedules.ts', 'benchSchedules'),
   ])
 ).filter((b): b is Bench => b !== undefined);
 const selected = wanted.length ? all.filter((b) => wanted.includes(b.name)) : all;

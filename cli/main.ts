@@ -7,7 +7,7 @@ import { commands as stackCommands } from './commands/stack.ts';
 async function loadCommands(): Promise<Command[]> {
   const groups: Command[][] = [stackCommands];
   // Groups written by other modules are optional at load time so one missing file can't break the CLI.
-  for (const mod of ['./commands/start.ts', './commands/world.ts', './commands/verify.ts', './commands/packet.ts', './commands/admission.ts', './commands/worker.ts']) {
+  for (const mod of ['./commands/start.ts', './commands/world.ts', './commands/verify.ts', './commands/packet.ts', './commands/admission.ts', './commands/worker.ts', './commands/schedules.ts', './commands/drift.ts']) {
     try {
       const m = (await import(mod)) as { commands?: Command[] };
       if (m.commands) groups.push(m.commands);

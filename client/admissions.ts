@@ -6,10 +6,11 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   type WorkflowHandle,
+  type WorkflowExecutionInfo,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import proto from '@temporalio/proto'; // CommonJS: the enums come from its default export
 import { z } from 'zod';
 import {
@@ -341,7 +342,12 @@ export type StuckBirth = {
   workflowId: string;
   collection: string;
   code: string;
+  /** BirthStage as the admission last set it ('' when it never set one). */
   stage: string;
+  /** Why it waits for an operator: parked (its stage), its workflow task keeps failing, or both. */
+  why: StuckReason[];
+  /** TemporalReportedProblems while its workflow task keeps failing (`category=…`, `cause=…`); [] otherwise. */
+  taskProblems: string[];
   /** The permit a stuck birth holds its place with (REQUESTED while BLOCKED); null when it holds none. */
   permitId: string | null;
   since: string | null;
@@ -350,29 +356,52 @@ export type StuckBirth = {
   startTime: string;
 };
 
+export type StuckReason = 'BLOCKED' | 'COMPENSATION_FAILED' | 'WORKFLOW_TASK_FAILING';
+
+const PARKED_CLAUSE = `BirthStage IN ('BLOCKED', 'COMPENSATION_FAILED')`;
+// The server sets TemporalReportedProblems after N consecutive workflow task failures or timeouts
+// (system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute, stack/temporal.ts) and clears it
+// on the next completed task. Such an admission is stuck (a nondeterminism error after a bad deploy,
+// a bundle that does not load) though its BirthStage still says what it said before.
+const TASK_FAILING_CLAUSE = `TemporalReportedProblems IN ('category=WorkflowTaskFailed', 'category=WorkflowTaskTimedOut')`;
+/** The visibility query of every stuck birth: `birthgate stuck`, and the Web UI's view (README "Stuck births in the Web UI"). */
+export const STUCK_BIRTHS_QUERY = `WorkflowType = 'dotBirthAdmit' AND ExecutionStatus = 'Running' AND (${PARKED_CLAUSE} OR ${TASK_FAILING_CLAUSE})`;
+const ReportedProblems = defineSearchAttributeKey('TemporalReportedProblems', SearchAttributeType.KEYWORD_LIST);
+
 /**
  * Stuck births, from visibility (no per-workflow query): admissions parked for an operator —
- * BLOCKED on a stop-condition, or COMPENSATION_FAILED. `olderThanMs` counts from when they parked.
+ * BLOCKED on a stop-condition, or COMPENSATION_FAILED — and admissions whose workflow task keeps
+ * failing. `olderThanMs` counts from when they parked (from their start when they never parked).
  */
 export async function listStuck(client: Client, opts: { olderThanMs?: number; now?: Date } = {}): Promise<StuckBirth[]> {
   const now = opts.now ?? new Date();
-  const clauses = [
-    `WorkflowType = 'dotBirthAdmit'`,
-    `ExecutionStatus = 'Running'`,
-    `BirthStage IN ('BLOCKED', 'COMPENSATION_FAILED')`,
-  ];
   // Parked after it started, so "parked for ≥ d" implies "started ≥ d ago": a server-side pre-filter.
-  if (opts.olderThanMs) clauses.push(`StartTime <= '${new Date(now.getTime() - opts.olderThanMs).toISOString()}'`);
+  const startedBefore = opts.olderThanMs ? ` AND StartTime <= '${new Date(now.getTime() - opts.olderThanMs).toISOString()}'` : '';
+  let found: WorkflowExecutionInfo[];
+  try {
+    found = await collect(client, STUCK_BIRTHS_QUERY + startedBefore);
+  } catch (err) {
+    // A server older than 1.30 has no TemporalReportedProblems: the parked ones are still worth listing.
+    if (!/TemporalReportedProblems/.test((err as Error).message)) throw err;
+    found = await collect(client, `WorkflowType = 'dotBirthAdmit' AND ExecutionStatus = 'Running' AND ${PARKED_CLAUSE}${startedBefore}`);
+  }
   const stuck: StuckBirth[] = [];
-  for await (const w of client.workflow.list({ query: clauses.join(' AND ') })) {
+  for (const w of found) {
     const memo = (w.memo ?? {}) as { since?: string; waitingFor?: string | null; blockers?: string[] };
     const since = memo.since ?? null;
     if (opts.olderThanMs && since && now.getTime() - Date.parse(since) < opts.olderThanMs) continue;
+    const stage = String(w.typedSearchAttributes.get(BirthStage) ?? '');
+    const taskProblems = w.typedSearchAttributes.get(ReportedProblems) ?? [];
+    const why: StuckReason[] = [];
+    if (stage === 'BLOCKED' || stage === 'COMPENSATION_FAILED') why.push(stage);
+    if (taskProblems.length > 0) why.push('WORKFLOW_TASK_FAILING');
     stuck.push({
       workflowId: w.workflowId,
       collection: String(w.typedSearchAttributes.get(BirthCollection) ?? ''),
       code: String(w.typedSearchAttributes.get(EntityCodeKey) ?? ''),
-      stage: String(w.typedSearchAttributes.get(BirthStage) ?? ''),
+      stage,
+      why,
+      taskProblems,
       permitId: w.typedSearchAttributes.get(PermitId) ?? null,
       since,
       waitingFor: memo.waitingFor ?? null,
@@ -381,4 +410,10 @@ export async function listStuck(client: Client, opts: { olderThanMs?: number; no
     });
   }
   return stuck;
+}
+
+async function collect(client: Client, query: string): Promise<WorkflowExecutionInfo[]> {
+  const all: WorkflowExecutionInfo[] = [];
+  for await (const w of client.workflow.list({ query })) all.push(w);
+  return all;
 }

@@ -24,6 +24,14 @@ const EnvSchema = z.object({
   BIRTHGATE_PG_PASSWORD: z.string().min(8).default('birthgate-local'),
   BIRTHGATE_WORKER_PASSWORD: z.string().min(8).default('birthgate-worker-local'),
   BIRTHGATE_DB_NAME: z.string().regex(/^[a-z_][a-z0-9_]*$/).default('directus'),
+  BIRTHGATE_TEMPORAL_ENGINE: z.enum(['dev', 'server']).default('dev'),
+  BIRTHGATE_TEMPORAL_DB_PASSWORD: z.string().min(8).default('temporal-local'),
+  // The worker's Prometheus endpoint: off unless a port is given (several workers, and the tests, share
+  // hosts); loopback unless a host is given (the labels name collections and states, not codes).
+  BIRTHGATE_METRICS_PORT: z.preprocess((v) => (v === '' ? undefined : v), port.optional()),
+  BIRTHGATE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  BIRTHGATE_METRICS_INTERVAL: z.coerce.number().int().min(1).max(3600).default(15),
+  BIRTHGATE_LOG_FORMAT: z.enum(['json', 'text']).default('json'),
 });
 
 export type Config = {
@@ -44,6 +52,17 @@ export type Config = {
   /** An operator's login (a member of birthgate_operator) for break-glass; default: the superuser URL. */
   operatorDatabaseUrl: string | undefined;
   dbName: string;
+  /** The Temporal the stack starts when TEMPORAL_ADDRESS is unset: the CLI's dev server, or a real server on PostgreSQL. */
+  temporalEngine: 'dev' | 'server';
+  /** Password of the `temporal` login that owns the real server's databases. */
+  temporalDbPassword: string;
+  /** The worker's Prometheus port; undefined: no metrics endpoint. */
+  metricsPort: number | undefined;
+  metricsHost: string;
+  /** How often each worker re-reads the ledger gauges (observability/gauges.ts). */
+  metricsIntervalMs: number;
+  /** The worker's log lines: one JSON object per line, or text for a terminal. */
+  logFormat: 'json' | 'text';
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -69,5 +88,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerDatabaseUrl: e.BIRTHGATE_WORKER_DATABASE_URL,
     operatorDatabaseUrl: e.BIRTHGATE_OPERATOR_DATABASE_URL,
     dbName: e.BIRTHGATE_DB_NAME,
+    temporalEngine: e.BIRTHGATE_TEMPORAL_ENGINE,
+    temporalDbPassword: e.BIRTHGATE_TEMPORAL_DB_PASSWORD,
+    metricsPort: e.BIRTHGATE_METRICS_PORT,
+    metricsHost: e.BIRTHGATE_METRICS_HOST,
+    metricsIntervalMs: e.BIRTHGATE_METRICS_INTERVAL * 1000,
+    logFormat: e.BIRTHGATE_LOG_FORMAT,
   };
 }

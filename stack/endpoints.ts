@@ -13,7 +13,9 @@ export const StackStateSchema = z.object({
   namespace: z.string(),
   uiUrl: z.string().optional(),
   postgres: z.object({ pid: z.number().int().optional(), dataDir: z.string(), port: z.number().int() }).optional(),
-  temporal: z.object({ pid: z.number().int().optional(), port: z.number().int(), uiPort: z.number().int(), dbFile: z.string() }).optional(),
+  temporal: z.object({ pid: z.number().int().optional(), port: z.number().int(), uiPort: z.number().int().optional(), dbFile: z.string().optional() }).optional(),
+  /** Which Temporal the stack runs (`stack up --temporal`); absent in state files from before it existed: dev. */
+  engine: z.enum(['dev', 'server', 'external']).optional(),
 });
 export type StackState = z.infer<typeof StackStateSchema>;
 

@@ -1,12 +1,13 @@
 // Bring the stack up (what is not external), record where it is, and take it down again.
 import path from 'node:path';
 import type { Config } from '../config/index.ts';
-import { withClient } from '../db/pool.ts';
+import { withClient, withDatabase } from '../db/pool.ts';
 import { isAlive, startEmbeddedPostgres, type RunningPostgres } from './postgres.ts';
 import { assertPortsFree } from './ports.ts';
 import { ensureTemporalCli } from './temporal-cli.ts';
 import { ensureSearchAttributes, startTemporalDevServer, type RunningTemporal } from './temporal.ts';
 import { startSdkDownloadedDevServer, type SdkDevServer } from './temporal-sdk-fallback.ts';
+import { startTemporalServerOn, type RunningTemporalServer } from './temporal-server.ts';
 import { readState, removeState, writeState, type StackState } from './endpoints.ts';
 
 export type RunningStack = { state: StackState; stop(): Promise<void> };
@@ -18,18 +19,19 @@ export async function startStack(config: Config, log: (line: string) => void): P
   }
   const embeddedPg = !config.externalDatabaseUrl;
   const embeddedTemporal = !config.externalTemporalAddress;
+  const realServer = embeddedTemporal && config.temporalEngine === 'server'; // no Web UI, no CLI needed
   await assertPortsFree([
     ...(embeddedPg ? [{ port: config.pgPort, what: 'PostgreSQL', variable: 'BIRTHGATE_PG_PORT' }] : []),
     ...(embeddedTemporal
       ? [
           { port: config.temporalPort, what: 'Temporal frontend', variable: 'BIRTHGATE_TEMPORAL_PORT' },
-          { port: config.uiPort, what: 'Temporal Web UI', variable: 'BIRTHGATE_UI_PORT' },
+          ...(realServer ? [] : [{ port: config.uiPort, what: 'Temporal Web UI', variable: 'BIRTHGATE_UI_PORT' }]),
         ]
       : []),
   ]);
   let cli: string | undefined;
   let cliError: Error | undefined;
-  if (embeddedTemporal) {
+  if (embeddedTemporal && !realServer) {
     try {
       cli = await ensureTemporalCli(config, log);
     } catch (err) {
@@ -42,8 +44,11 @@ export async function startStack(config: Config, log: (line: string) => void): P
   let pgServer: RunningPostgres | undefined;
   let temporal: RunningTemporal | undefined;
   let sdkTemporal: SdkDevServer | undefined;
+  let server: RunningTemporalServer | undefined;
   const stop = async () => {
     await temporal?.stop();
+    await server?.stop();
+    server = undefined;
     await sdkTemporal?.stop();
     sdkTemporal = undefined;
     await pgServer?.stop();
@@ -66,7 +71,19 @@ export async function startStack(config: Config, log: (line: string) => void): P
       await withClient(config.externalDatabaseUrl!, (c) => c.query('SELECT 1'));
     }
     const dbFile = path.join(config.home, 'temporal', 'dev.db');
-    if (cli) {
+    if (realServer) {
+      log(`starting a Temporal server on PostgreSQL persistence on 127.0.0.1:${config.temporalPort} …`);
+      server = await startTemporalServerOn({
+        adminUrl: pgServer?.adminUrl ?? withDatabase(config.externalDatabaseUrl!, 'postgres'),
+        home: config.home,
+        password: config.temporalDbPassword,
+        namespace: config.namespace,
+        logFile: path.join(config.home, 'logs', 'temporal-server.log'),
+        frontendPort: config.temporalPort,
+        estateDatabase: pgServer ? config.dbName : new URL(config.externalDatabaseUrl!).pathname.slice(1),
+        log,
+      });
+    } else if (cli) {
       log(`starting the Temporal dev server on 127.0.0.1:${config.temporalPort} (UI ${config.uiPort}) …`);
       temporal = await startTemporalDevServer({
         cli,
@@ -91,11 +108,13 @@ export async function startStack(config: Config, log: (line: string) => void): P
       startedAt: new Date().toISOString(),
       ready: true,
       databaseUrl: pgServer?.databaseUrl ?? config.externalDatabaseUrl!,
-      temporalAddress: temporal?.address ?? sdkTemporal?.address ?? config.externalTemporalAddress!,
+      temporalAddress: temporal?.address ?? sdkTemporal?.address ?? server?.address ?? config.externalTemporalAddress!,
       namespace: config.namespace,
       uiUrl: temporal?.uiUrl ?? sdkTemporal?.uiUrl ?? config.temporalUiUrl,
       ...(pgServer ? { postgres: { pid: pgServer.pid, dataDir, port: config.pgPort } } : {}),
       ...(temporal ? { temporal: { pid: temporal.child.pid, port: config.temporalPort, uiPort: config.uiPort, dbFile } } : {}),
+      ...(server ? { temporal: { pid: server.child.pid, port: config.temporalPort } } : {}),
+      engine: embeddedTemporal ? config.temporalEngine : 'external',
     };
     writeState(config, state);
     return { state, stop };

@@ -32,9 +32,20 @@ export type RunningTemporal = { child: ChildProcess; address: string; uiUrl: str
  * workflow took ~250 ms start→result at concurrency 1; with the limit lifted that gap is ~1.6 ms and
  * the run ~60–70 ms. Only the first few runs after idle were fast (the limiter's burst). Measured with
  * 1.9.1 / Server 1.32; the effect is verified by the latency change, the key is a plain int setting.
+ *
+ * system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute (namespace int; Server 1.32's
+ * default 5, 0 turns it off): after this many consecutive workflow task failures or timeouts the
+ * server sets `TemporalReportedProblems` (['category=WorkflowTaskFailed'|'…TimedOut', 'cause=…']) and
+ * clears it on the next completed task. An admission whose task keeps failing (a nondeterminism error
+ * after a bad deploy, a bundle that does not load) is stuck though its `BirthStage` never changes;
+ * this is how `birthgate stuck` and the Web UI find it. 2, not 5: the SDK reports only a task's first
+ * failure and lets the later attempts time out (10 s each), so 5 took ~55 s and 2 takes ~12 s;
+ * one crashed worker is a single timeout followed by a success and is never flagged. The real
+ * server's dynamic config sets the same key (stack/temporal-server/).
  */
 export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, unknown> = {
   'history.transferProcessorMaxPollRPS': 1000,
+  'system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute': 2,
 };
 
 export const devServerDynamicConfigArgs = (): string[] =>

@@ -1,14 +1,23 @@
 // The fixture generator: the test world holds exactly what it declares (fixtures/figures.ts), the
-// defects sit where KB-35E7 §8 puts them, a second load is refused, --force rebuilds cleanly.
+// defects sit where KB-35E7 §8 puts them, a second load is refused, --force rebuilds cleanly — also
+// over an estate the packet was applied to (issue 9 item 4): the packet ledger of the dropped estate is
+// archived and said so, nothing of the packet is left behind, and the next apply is applied.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { installBaseline } from '../fixtures/baseline.ts';
 import { WORLD_FIGURES } from '../fixtures/figures.ts';
-import { loadWorld, WorldExistsError, type WorldProgress } from '../fixtures/world.ts';
+import { loadWorld, WorldBusyError, WorldExistsError, type WorldProgress } from '../fixtures/world.ts';
+import { applyPacket, entryCheck, type ApplyResult } from '../packet/index.ts';
+import { PACKET_LOCK } from '../packet/lock.ts';
 import { probeEntryState } from '../probes/entry-state.ts';
 import { compareWithFigures } from '../probes/figures-check.ts';
+import { runCli } from './support/cli.ts';
 import { freshDatabase, type FreshDatabase } from './support/db.ts';
+import { testEnv } from './support/env.ts';
 
 const figures = WORLD_FIGURES.test;
 let db: FreshDatabase;
@@ -193,5 +202,165 @@ describe('loading over an existing world', () => {
     } finally {
       await other.dispose();
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Reproduced before the fix: load, apply, load --force, apply → ENTRY_DRIFT, because the packet ledger
+// still described the dropped estate ("recorded baseline": N governed differences since run 1).
+
+type RunRow = { run_id: string; kind: string; status: string; target_step: number | null; entry_hash: string | null; exit_hash: string | null };
+
+/** The runs of a ledger schema (the live one or an archive), oldest first. */
+async function ledgerRuns(q: pg.Pool, schema: string): Promise<RunRow[]> {
+  const r = await q.query<RunRow>(
+    `SELECT run_id::text, kind, status, target_step, entry_hash, exit_hash FROM ${pg.escapeIdentifier(schema)}.apply_run ORDER BY run_id`);
+  return r.rows;
+}
+
+async function ledgerStepCount(q: pg.Pool, schema: string): Promise<number> {
+  return (await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(schema)}.apply_step`)).rows[0]!.n;
+}
+
+/**
+ * What a reload may leave of the packet in this database: objects that depend on the packet's roles
+ * (owned by them, or granted to them), the event triggers, birthgate_owner's functions. The roles
+ * themselves are cluster-wide and stay.
+ */
+async function packetLeftovers(q: pg.Pool): Promise<Record<string, unknown>> {
+  const r = await q.query<{ l: Record<string, unknown> }>(`
+    SELECT jsonb_build_object(
+      'depending_on_packet_roles', (SELECT coalesce(jsonb_agg(format('%s %s %s', d.classid::regclass, d.objid, d.deptype) ORDER BY 1), '[]')
+                                      FROM pg_shdepend d
+                                     WHERE d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                                       AND d.refclassid = 'pg_authid'::regclass
+                                       AND d.refobjid IN (SELECT oid FROM pg_roles WHERE rolname IN ('birthgate_owner', 'birthgate_operator', 'birthgate_worker'))),
+      'event_triggers', (SELECT jsonb_agg(format('%s:%s', evtname, evtenabled) ORDER BY evtname) FROM pg_event_trigger),
+      'packet_relations', (SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
+                              AND (c.relname ~ '^birth_(admission|drift)_' OR c.relname IN ('birth_break_glass', 'birth_ddl_ledger'))),
+      'roles', (SELECT jsonb_agg(rolname ORDER BY rolname) FROM pg_roles WHERE rolname IN ('birthgate_owner', 'birthgate_operator'))
+    ) AS l`);
+  return r.rows[0]!.l;
+}
+
+const NOTHING_LEFT = {
+  depending_on_packet_roles: [],
+  event_triggers: ['trg_guard_trigger_ddl:O', 'trg_guard_trigger_drop:O'],
+  packet_relations: 0,
+  roles: ['birthgate_operator', 'birthgate_owner'],
+};
+
+describe('reloading an estate the packet was applied to (issue 9 item 4)', () => {
+  let db: FreshDatabase;
+  let env: NodeJS.ProcessEnv;
+  let first: ApplyResult;
+  const reportDir = fs.mkdtempSync(path.join(process.env.BIRTHGATE_TEST_SCRATCH ?? os.tmpdir(), 'world-reload-'));
+  const approval = { owner: 'test-owner', approvalId: 'APR-RELOAD-1' };
+
+  before(async () => {
+    db = await freshDatabase('world_reload');
+    await loadWorld(db.pool, { scale: 'test' });
+    first = await applyPacket(db.pool, { ...approval, reportDir });
+    env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: testEnv().temporalAddress, BIRTHGATE_HOME: reportDir };
+  });
+  after(async () => {
+    await db?.dispose();
+  });
+
+  test('load, apply, load --force (CLI), apply: the reload archives the ledger and says which runs; the next apply is applied', async () => {
+    assert.equal(first.status, 'applied');
+    const runsBefore = await ledgerRuns(db.pool, 'birthgate_ledger');
+    const stepsBefore = await ledgerStepCount(db.pool, 'birthgate_ledger');
+    assert.deepEqual(runsBefore.map((r) => [r.run_id, r.status]), [[first.runId, 'applied']]);
+
+    const reload = await runCli(['world', 'load', '--scale', 'test', '--force'], env);
+    assert.equal(reload.code, 0, reload.stderr);
+    assert.match(reload.stdout, /replaced the previous estate/);
+    const said = reload.stdout.match(
+      /packet ledger archived: 1 run\(s\) of the dropped estate moved to schema (birthgate_ledger_archive_\d{8}_\d{6}_\d{6}): run (\d+) \(apply to step (\d+), applied\)/);
+    assert.ok(said, reload.stdout);
+    const [, archive, runId, target] = said;
+    assert.equal(runId, first.runId);
+    assert.equal(Number(target), first.through);
+
+    // The archive holds the old runs row for row; the live ledger starts empty and says where they went.
+    assert.deepEqual(await ledgerRuns(db.pool, archive!), runsBefore);
+    assert.equal(await ledgerStepCount(db.pool, archive!), stepsBefore);
+    assert.deepEqual(await ledgerRuns(db.pool, 'birthgate_ledger'), []);
+    const note = await db.pool.query<{ archive_schema: string; runs: Array<{ runId: string; status: string }>; reason: string }>(
+      'SELECT archive_schema, runs, reason FROM birthgate_ledger.ledger_archive');
+    assert.equal(note.rows.length, 1);
+    assert.equal(note.rows[0]!.archive_schema, archive);
+    assert.deepEqual(note.rows[0]!.runs.map((r) => [r.runId, r.status]), [[first.runId, 'applied']]);
+    assert.match(note.rows[0]!.reason, /world load --force: the test world loaded .* was dropped and a test world loaded/);
+
+    // The entry check now judges the new estate as found, and the apply goes through.
+    const check = await entryCheck(db.pool);
+    assert.ok(check.ok, JSON.stringify(check.checks.filter((c) => !c.ok)));
+    assert.equal(check.appliedThrough, 0);
+    const second = await applyPacket(db.pool, { ...approval, reportDir });
+    assert.equal(second.status, 'applied');
+    assert.equal(second.through, first.through);
+    // Run ids continue after the archived ones: the first run's backup is not overwritten.
+    assert.equal(Number(second.runId), Number(first.runId) + 1);
+    assert.notEqual(second.backup.dir, first.backup.dir);
+    assert.ok(fs.existsSync(first.backup.dir) && fs.existsSync(second.backup.dir));
+    assert.deepEqual((await db.pool.query('SELECT dim FROM fn_drift_tick()')).rows, [], 'the re-applied estate is clean');
+  });
+
+  test('a reload leaves no half-packet behind, after a whole or a partial apply: the entry check passes (test 1 applies after it)', async () => {
+    const whole = await loadWorld(db.pool, { scale: 'test', force: true });
+    assert.deepEqual(whole.ledgerArchive?.runs.map((r) => r.status), ['applied']);
+    assert.deepEqual(await packetLeftovers(db.pool), NOTHING_LEFT);
+    assert.deepEqual(compareWithFigures(await probeEntryState(db.pool), WORLD_FIGURES.test).filter((c) => !c.ok), []);
+
+    // Half a packet: the gate, the finalize and the flag in place (steps 1–11), no drift monitor.
+    const half = await applyPacket(db.pool, { through: 11, ...approval, reportDir });
+    assert.equal(half.status, 'applied');
+    const again = await loadWorld(db.pool, { scale: 'test', force: true });
+    assert.deepEqual(again.ledgerArchive?.runs.map((r) => [r.runId, r.targetStep, r.status]), [[half.runId, 11, 'applied']]);
+    assert.deepEqual(await packetLeftovers(db.pool), NOTHING_LEFT);
+    const check = await entryCheck(db.pool);
+    assert.ok(check.ok, JSON.stringify(check.checks.filter((c) => !c.ok)));
+    assert.equal(check.appliedThrough, 0);
+    const archives = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname ~ '^birthgate_ledger_archive_'`);
+    assert.equal(archives.rows[0]!.n, 3, 'one archive per reload that replaced a ledger with runs');
+  });
+
+  test('a reload is refused while a packet run holds the lock or a packet workflow the lease: nothing dropped, nothing archived (CLI exit 2)', async () => {
+    await applyPacket(db.pool, { through: 6, reportDir });
+    const worldBefore = await digest(db.pool);
+    const runsBefore = await ledgerRuns(db.pool, 'birthgate_ledger');
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'test-packet-lock' });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1, $2)', [PACKET_LOCK.classId, PACKET_LOCK.objId]);
+      await assert.rejects(loadWorld(db.pool, { scale: 'test', force: true }), (err: Error) => {
+        assert.ok(err instanceof WorldBusyError, String(err));
+        assert.match(err.message, /packet lock .* nothing dropped/);
+        return true;
+      });
+      const cli = await runCli(['world', 'load', '--scale', 'test', '--force'], env);
+      assert.equal(cli.code, 2, cli.stderr);
+      assert.match(cli.stderr, /packet lock/);
+    } finally {
+      await holder.end();
+    }
+    // A packet workflow between two activities holds no lock, only the lease.
+    await db.pool.query(`INSERT INTO birthgate_ledger.packet_lease (workflow_id, workflow_run, kind) VALUES ('apply-packet:test', 'run-1', 'apply')`);
+    try {
+      await assert.rejects(loadWorld(db.pool, { scale: 'test', force: true }), (err: Error) => {
+        assert.ok(err instanceof WorldBusyError, String(err));
+        assert.match(err.message, /packet workflow apply-packet:test \(run run-1, apply\) holds the packet lease/);
+        return true;
+      });
+    } finally {
+      await db.pool.query(`DELETE FROM birthgate_ledger.packet_lease`);
+    }
+    assert.equal(await digest(db.pool), worldBefore);
+    assert.deepEqual(await ledgerRuns(db.pool, 'birthgate_ledger'), runsBefore);
+    assert.equal(runsBefore.length, 1, 'a ledger with a run that a reload would have archived');
+    assert.deepEqual((await db.pool.query(`SELECT to_regclass('public.birth_admission_permit')::text AS t`)).rows, [{ t: 'birth_admission_permit' }],
+      'the packet steps are still applied');
   });
 });

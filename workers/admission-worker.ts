@@ -5,10 +5,11 @@
 // dotBirthAdmitLocal) or workflowsPath. The pg pool is sized to the activity slots: one connection
 // per running activity.
 import type { Duration } from '@temporalio/common';
-import { bundleWorkflowCode, type NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { bundleWorkflowCode, type NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { createActivities, type ActivityHooks } from '../activities/index.ts';
 import type { Pool } from '../db/pool.ts';
+import { observeActivities } from '../observability/activity-interceptor.ts';
 
 /** Every workflow, the benchmark's variant included: tests and bench/ bundle this. */
 export const admissionWorkflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -50,7 +51,8 @@ export async function createAdmissionWorker(o: AdmissionWorkerOptions): Promise<
   // An idle connection dropped by the server (restart, failover, pg_terminate_backend) is discarded by
   // the pool; without a listener node would treat it as an uncaught error and kill the worker.
   if (o.pool.listenerCount('error') === 0) {
-    o.pool.on('error', (err) => console.warn(`birthgate worker: idle database connection lost: ${err.message}`));
+    // Through the runtime's logger (installed by Worker.create below at the latest): one stream, one format.
+    o.pool.on('error', (err) => Runtime.instance().logger.warn(`birthgate worker: idle database connection lost: ${err.message}`));
   }
   return Worker.create({
     connection: o.connection,
@@ -64,6 +66,8 @@ export async function createAdmissionWorker(o: AdmissionWorkerOptions): Promise<
     ...(o.shutdownGraceTime !== undefined ? { shutdownGraceTime: o.shutdownGraceTime } : {}),
     ...(o.shutdownForceTime !== undefined ? { shutdownForceTime: o.shutdownForceTime } : {}),
     activities: createActivities({ pool: o.pool, hooks: o.hooks }),
+    // Log lines with code and permit id; the Schedules' ticks measured (drift gauges, schedule lag).
+    interceptors: { activity: [observeActivities()] },
     // Poller settings stay at the SDK defaults (10 workflow-task / 10 activity-task pollers, no
     // autoscaling): on the dev server the start→result latency was the server's transfer-queue poll
     // limit (see stack/temporal.ts), not pollers; autoscaling pollers measured within noise. Keep the

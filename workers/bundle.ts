@@ -25,6 +25,8 @@ import { productionWorkflowsPath, quietBundlerLogger } from './admission-worker.
 
 /** Workflows that exist for the benchmark only; the production bundle must never register them. */
 export const BENCHMARK_ONLY_WORKFLOWS = ['dotBirthAdmitLocal'] as const;
+/** The packet's workflows (workers/packet-workflows.ts): they need the admin connection, so never in the admission worker's bundle. */
+export const PACKET_WORKFLOWS = ['applyPacket', 'packetRollback'] as const;
 
 export const sdkVersion: string = (createRequire(import.meta.url)('@temporalio/worker/package.json') as { version: string }).version;
 const packageVersion: string = (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -126,8 +128,8 @@ export type BuiltBundle = { code: string; manifest: BundleManifest };
 /** Bundle the production workflows (webpack: a few seconds) and describe the result. Writes nothing. */
 export async function buildProductionBundle(): Promise<BuiltBundle> {
   const workflows = await productionWorkflowTypes();
-  const leaked = workflows.filter((w) => (BENCHMARK_ONLY_WORKFLOWS as readonly string[]).includes(w));
-  if (leaked.length) throw new Error(`the production workflows entry exports benchmark-only workflow(s): ${leaked.join(', ')}`);
+  const leaked = workflows.filter((w) => ([...BENCHMARK_ONLY_WORKFLOWS, ...PACKET_WORKFLOWS] as readonly string[]).includes(w));
+  if (leaked.length) throw new Error(`the production workflows entry exports benchmark-only or packet workflow(s): ${leaked.join(', ')}`);
   const git = gitBuildId();
   const { code } = await bundleWorkflowCode({ workflowsPath: productionWorkflowsPath, logger: quietBundlerLogger });
   const bundleSha256 = sha256(code);

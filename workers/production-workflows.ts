@@ -5,3 +5,5 @@
 // test/worker-cli.test.ts fails when workflows/index.ts gains a workflow that is not listed here or
 // in BENCHMARK_ONLY_WORKFLOWS (workers/bundle.ts): a new workflow type is a decision, not an accident.
 export { dotBirthAdmit, dotBirthRollback } from '../workflows/index.ts';
+export { governanceHandoff } from '../workflows/index.ts'; // the governance handoff's cursor tail (client/handoff.ts)
+export { driftWatchTick, permitExpirySweep } from '../workflows/index.ts'; // the Schedules' ticks (client/schedules.ts)

@@ -9,11 +9,18 @@
 // the drain timeout to finish (the SDK's shutdownGraceTime), then activities still running are
 // cancelled and the run gives up `FORCE_AFTER_DRAIN_MS` later (shutdownForceTime). Exit 0 after a
 // clean drain, 1 when the drain timed out; a second signal exits 1 at once.
+// Its lines, the SDK's and the workflows' are one JSON object per line (BIRTHGATE_LOG_FORMAT=text for a
+// terminal); with BIRTHGATE_METRICS_PORT (or --metrics-port) it serves Prometheus metrics and re-reads
+// the ledger gauges (observability/). README "Metrics and logs".
 import os from 'node:os';
-import { DefaultLogger, GracefulShutdownPeriodExpiredError, NativeConnection, Runtime } from '@temporalio/worker';
+import { GracefulShutdownPeriodExpiredError, NativeConnection } from '@temporalio/worker';
 import { type ActivityHooks, CrashPoint } from '../activities/hooks.ts';
 import type { Config } from '../config/index.ts';
 import { createPool, type Pool } from '../db/pool.ts';
+import { runtimeMetrics } from '../observability/activity-interceptor.ts';
+import { type GaugeRefresh, startLedgerGauges } from '../observability/gauges.ts';
+import { workerLines } from '../observability/logger.ts';
+import { installWorkerRuntime } from '../observability/runtime.ts';
 import type { StackEndpoints } from '../stack/endpoints.ts';
 import { createAdmissionWorker, DEFAULT_ACTIVITY_SLOTS } from './admission-worker.ts';
 import { productionBundle } from './bundle.ts';
@@ -80,6 +87,8 @@ export type ServeOptions = {
   log: (line: string) => void;
   drainMs?: number;
   hooks?: ActivityHooks;
+  /** Overrides config.metricsPort (`birthgate worker --metrics-port`). */
+  metricsPort?: number;
 };
 
 export type ServeResult = {
@@ -91,23 +100,27 @@ export type ServeResult = {
 
 /** Run the production admission worker until `stop`, then drain. Throws when it cannot start or dies on its own. */
 export async function serveAdmissionWorker(o: ServeOptions): Promise<ServeResult> {
-  const { config, log } = o;
+  const { config } = o;
+  const log = workerLines(config.logFormat, o.log);
   const drainMs = o.drainMs ?? DEFAULT_DRAIN_MS;
   let stopSignal: string | undefined;
   void o.stop.then((s) => (stopSignal = s));
 
-  // Signals are ours (drain timer, exit code), not the runtime's default instant shutdown. The SDK's
-  // own lines at INFO would drown ours; warnings and errors still show.
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
-  } catch {
-    // already installed by the embedding process: keep it
-  }
+  // Signals are ours (drain timer, exit code), not the runtime's default instant shutdown; the logger
+  // and the Prometheus exporter are birthgate's (observability/runtime.ts). An embedding process that
+  // installed a runtime first keeps its own.
+  const metricsPort = o.metricsPort ?? config.metricsPort;
+  const runtime = installWorkerRuntime({
+    format: config.logFormat,
+    write: o.log,
+    metrics: metricsPort === undefined ? null : { host: config.metricsHost, port: metricsPort },
+  });
 
   const target = await workerTarget(config, o.endpoints);
   const slots = DEFAULT_ACTIVITY_SLOTS;
   const pool = createPool(target.workerDatabaseUrl, { max: slots, applicationName: 'birthgate-worker' });
   let connection: NativeConnection | undefined;
+  let gauges: GaugeRefresh | undefined;
   let forced = false;
   const second = () => {
     log('birthgate worker: second signal — exiting without waiting for the drain');
@@ -139,6 +152,14 @@ export async function serveAdmissionWorker(o: ServeOptions): Promise<ServeResult
     log(`birthgate worker: identity ${identity}`);
     log(`birthgate worker: build id ${wb.buildId} (${wb.origin.kind === 'prebuilt' ? `prebuilt bundle ${wb.origin.path}` : 'bundle built at start'}); workflows ${wb.workflows.join(', ')}`);
     log(`birthgate worker: task queue ${config.taskQueue} on ${target.temporalAddress} (namespace ${target.namespace}); PostgreSQL as ${role} ${redact(target.workerDatabaseUrl)}; drain timeout ${drainMs / 1000} s`);
+    if (runtime.metricsUrl) {
+      gauges = startLedgerGauges({ db: pool, metrics: runtimeMetrics(), everyMs: config.metricsIntervalMs, warn: (line) => log(line, 'WARN') });
+      log(`birthgate worker: metrics on ${runtime.metricsUrl} (the ledger gauges re-read every ${config.metricsIntervalMs / 1000} s)`);
+    } else {
+      log(runtime.installed
+        ? 'birthgate worker: metrics off (set BIRTHGATE_METRICS_PORT or --metrics-port to serve them)'
+        : `birthgate worker: metrics and log format are the embedding process's (its Temporal runtime was installed first)${metricsPort === undefined ? '' : `; port ${metricsPort} not served`}`);
+    }
 
     const ended = await Promise.race([run.then(() => 'ended' as const, (err: unknown) => ({ err })), o.stop.then(() => 'stop' as const)]);
     if (ended !== 'stop') {
@@ -162,9 +183,13 @@ export async function serveAdmissionWorker(o: ServeOptions): Promise<ServeResult
     try {
       await run;
     } catch (err) {
-      if (!(err instanceof GracefulShutdownPeriodExpiredError)) throw err;
+      // Once the stop is asked for, however the run ends is the end of the drain. The SDK may also fail
+      // on its way down (a local activity still running at the force time: "Workflow execution context
+      // should have been disposed first") and keep native handles open: the caller then exits.
       forced = true;
-      log(`birthgate worker: activities did not stop within ${FORCE_AFTER_DRAIN_MS / 1000} s of their cancellation; giving up`);
+      log(err instanceof GracefulShutdownPeriodExpiredError
+        ? `birthgate worker: activities did not stop within ${FORCE_AFTER_DRAIN_MS / 1000} s of their cancellation; giving up`
+        : `birthgate worker: the worker failed while stopping (${(err as Error).message}); giving up`);
     } finally {
       clearTimeout(graceTimer);
     }
@@ -177,6 +202,7 @@ export async function serveAdmissionWorker(o: ServeOptions): Promise<ServeResult
   } finally {
     process.off('SIGINT', second);
     process.off('SIGTERM', second);
+    gauges?.stop();
     // After a forced stop an activity may still hold a pooled client (a query the database has not
     // answered): pool.end() would wait for it, so the close is bounded and the caller told.
     const closing = Promise.all([connection?.close().catch(() => undefined), pool.end().catch(() => undefined)]);

@@ -15,6 +15,7 @@ import type {
   Stage,
 } from '../contracts/admission.ts';
 import { BirthCollection, BirthStage, BreakGlass, EntityCode, PermitId } from '../contracts/search-attributes.ts';
+import { breakGlassUsed, stageEntered } from '../observability/workflow.ts';
 
 const now = () => new Date().toISOString(); // deterministic inside the workflow sandbox
 
@@ -78,6 +79,7 @@ export class AdmissionRecord {
   /** Move to `stage`; `waitingFor` says in words what has to happen next. */
   enter(stage: Stage, waitingFor: string | null, note = ''): void {
     const s = this.state;
+    const parkEpoch = s.parkEpoch;
     if (stage === 'BLOCKED' && s.stage !== 'BLOCKED') {
       // The first park of a run that continues a parked admission is the same park, not a new one.
       if (this.continuingPark) this.continuingPark = false;
@@ -93,6 +95,8 @@ export class AdmissionRecord {
       upsertMemo({ stage, waitingFor, since: now(), blockers: s.blockers.map(describeBlocker) });
     }
     setCurrentDetails(this.details());
+    // The outcome counter and a log line with code and permit id: SDK sinks, skipped on replay, no command.
+    stageEntered(s, s.parkEpoch !== parkEpoch);
   }
 
   /** Lean: a park, a failure or an unhappy end; leaving a park; the end of a birth that showed a stage. */
@@ -130,6 +134,7 @@ export class AdmissionRecord {
 
   breakGlassGranted(signal: BreakGlassSignal): void {
     this.state.breakGlass = { ...signal, breakGlassId: null, at: now() };
+    breakGlassUsed(this.state);
   }
 
   inserted(rowId: string, breakGlassId: string | null): void {

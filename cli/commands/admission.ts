@@ -14,6 +14,7 @@ import {
   retry,
   rollback,
   status,
+  type StuckBirth,
 } from '../../client/admissions.ts';
 import { type AdmissionState, DEFAULT_COLLECTION, FailureType } from '../../contracts/admission.ts';
 import { createPool } from '../../db/pool.ts';
@@ -289,20 +290,36 @@ export const commands: Command[] = [
   },
   {
     name: 'stuck',
-    summary: 'stuck births: admissions waiting for an operator (BLOCKED, COMPENSATION_FAILED)',
+    summary: 'stuck births: admissions waiting for an operator (BLOCKED, COMPENSATION_FAILED, or their workflow task keeps failing)',
     usage: 'stuck [--older-than D] [--json]',
     async run(argv, ctx) {
       const { values } = parse(argv, { 'older-than': { type: 'string' } }, 0);
       const olderThan = str(values['older-than']);
       return withClient(ctx, async (client) => {
         const stuck = await listStuck(client, { olderThanMs: olderThan ? parseDuration(olderThan) : undefined });
+        // The first column says why: the parked stage, WORKFLOW_TASK_FAILING (a bad deploy: its
+        // BirthStage is stale, its history in the Web UI shows the failure), or both.
+        const why = (s: StuckBirth) => s.why.join('+');
+        const width = Math.max(...stuck.map((s) => why(s).length));
+        const detail = (s: StuckBirth) => [
+          s.blockers.join('; ') || s.waitingFor,
+          s.taskProblems.length > 0 ? `workflow task failing (${describeTaskProblems(s.taskProblems)})` : null,
+        ].filter(Boolean).join(' · ');
         print(ctx, values.json === true, stuck, () =>
           stuck.length === 0
             ? ['no stuck births']
-            : stuck.map((s) => `${s.stage.padEnd(19)} ${s.collection} ${s.code}${s.permitId ? ` permit ${s.permitId}` : ''} since ${s.since ?? s.startTime} — ${s.blockers.join('; ') || s.waitingFor || ''}`),
+            : stuck.map((s) => `${why(s).padEnd(width)} ${s.collection} ${s.code}${s.permitId ? ` permit ${s.permitId}` : ''} since ${s.since ?? s.startTime} — ${detail(s)}`),
         );
         return 0;
       });
     },
   },
 ];
+
+/** `category=WorkflowTaskFailed`, `cause=WorkflowTaskFailedCauseNonDeterministicError` → `WorkflowTaskFailed: NonDeterministicError`. */
+function describeTaskProblems(problems: string[]): string {
+  const value = (key: string) => problems.find((p) => p.startsWith(`${key}=`))?.slice(key.length + 1);
+  const category = value('category') ?? problems.join(', ');
+  const cause = value('cause')?.replace(/^WorkflowTaskFailedCause/, '');
+  return cause ? `${category}: ${cause}` : category;
+}

@@ -1,10 +1,12 @@
-// birthgate stack up [--detach] | down | status [--json]
+// birthgate stack up [--detach] [--temporal dev|server] | down | status [--json]
+// `--temporal server` (or BIRTHGATE_TEMPORAL_ENGINE=server) runs a real Temporal server on PostgreSQL
+// persistence instead of the CLI's dev server (stack/temporal-server.ts); the dev server stays the default.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Connection } from '@temporalio/client';
-import { projectRoot } from '../../config/index.ts';
+import { projectRoot, type Config } from '../../config/index.ts';
 import { withClient } from '../../db/pool.ts';
 import { stackDown } from '../../stack/down.ts';
 import { readState, stateFile } from '../../stack/endpoints.ts';
@@ -21,8 +23,16 @@ function args(argv: string[], options: Record<string, { type: 'boolean' | 'strin
   }
 }
 
-async function serveForeground(ctx: CliContext): Promise<number> {
-  const stack = await startStack(ctx.config, ctx.err);
+type Engine = Config['temporalEngine'];
+
+function engineOption(value: string | boolean | undefined, fallback: Engine): Engine {
+  if (value === undefined) return fallback;
+  if (value === 'dev' || value === 'server') return value;
+  throw new UsageError(`--temporal must be dev or server, not ${String(value)}`);
+}
+
+async function serveForeground(ctx: CliContext, engine: Engine = ctx.config.temporalEngine): Promise<number> {
+  const stack = await startStack({ ...ctx.config, temporalEngine: engine }, ctx.err);
   const s = stack.state;
   ctx.err(`stack up: database ${redact(s.databaseUrl)} · temporal ${s.temporalAddress} · UI ${s.uiUrl ?? '-'}`);
   const signal = await untilSignal();
@@ -31,7 +41,7 @@ async function serveForeground(ctx: CliContext): Promise<number> {
   return 0;
 }
 
-async function upDetached(ctx: CliContext): Promise<number> {
+async function upDetached(ctx: CliContext, engine: Engine): Promise<number> {
   const existing = readState(ctx.config);
   if (existing && isAlive(existing.supervisorPid)) {
     ctx.out(`the stack is already running (supervisor pid ${existing.supervisorPid})`);
@@ -43,12 +53,13 @@ async function upDetached(ctx: CliContext): Promise<number> {
   const child = spawn(process.execPath, [path.join(projectRoot, 'bin', 'birthgate.mjs'), 'stack', 'serve'], {
     detached: true,
     stdio: ['ignore', log, log],
-    env: process.env,
+    env: { ...process.env, BIRTHGATE_TEMPORAL_ENGINE: engine },
   });
   fs.closeSync(log);
   let exit: number | null | undefined;
   child.once('exit', (code) => (exit = code));
-  const deadline = Date.now() + 600_000; // first start may install the Temporal CLI
+  // The first start may install the Temporal CLI, or build the Temporal server (~5 min with a cold Go cache).
+  const deadline = Date.now() + 900_000;
   while (Date.now() < deadline) {
     const state = readState(ctx.config);
     if (state?.ready && state.supervisorPid === child.pid) {
@@ -95,11 +106,12 @@ async function checkTemporal(address: string): Promise<Health> {
 export const commands: Command[] = [
   {
     name: 'stack up',
-    summary: 'start embedded PostgreSQL 16 and the Temporal dev server (foreground, or --detach)',
-    usage: 'stack up [--detach]',
+    summary: 'start embedded PostgreSQL 16 and Temporal (the dev server, or --temporal server) (foreground, or --detach)',
+    usage: 'stack up [--detach] [--temporal dev|server]',
     async run(argv, ctx) {
-      const v = args(argv, { detach: { type: 'boolean' } });
-      return v.detach ? upDetached(ctx) : serveForeground(ctx);
+      const v = args(argv, { detach: { type: 'boolean' }, temporal: { type: 'string' } });
+      const engine = engineOption(v.temporal, ctx.config.temporalEngine);
+      return v.detach ? upDetached(ctx, engine) : serveForeground(ctx, engine);
     },
   },
   {
@@ -142,6 +154,8 @@ export const commands: Command[] = [
         workerDatabaseUrl: endpoints.workerDatabaseUrl,
         temporalAddress: endpoints.temporalAddress,
         namespace: endpoints.namespace,
+        // Which Temporal: the dev server, a real server on PostgreSQL (`--temporal server`), or TEMPORAL_ADDRESS's.
+        engine: ctx.config.externalTemporalAddress ? 'external' : (state?.engine ?? 'dev'),
         uiUrl: endpoints.uiUrl ?? null,
         supervisorPid: state?.supervisorPid ?? null,
         postgres: pgHealth,
@@ -150,7 +164,7 @@ export const commands: Command[] = [
       if (v.json) ctx.out(JSON.stringify(report, null, 2));
       else {
         ctx.out(`database   ${redact(report.databaseUrl)}  ${pgHealth.ok ? 'ok' : 'DOWN'} (${pgHealth.detail})`);
-        ctx.out(`temporal   ${report.temporalAddress} namespace ${report.namespace}  ${temporalHealth.ok ? 'ok' : 'DOWN'} (${temporalHealth.detail})`);
+        ctx.out(`temporal   ${report.temporalAddress} namespace ${report.namespace} (${report.engine === 'server' ? 'Temporal server on PostgreSQL' : report.engine === 'dev' ? 'dev server' : 'external'})  ${temporalHealth.ok ? 'ok' : 'DOWN'} (${temporalHealth.detail})`);
         ctx.out(`web UI     ${report.uiUrl ?? '-'}`);
       }
       return healthy ? 0 : 1;

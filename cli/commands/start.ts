@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { admitByCode, status as admissionStatus } from '../../client/admissions.ts';
+import { applySchedules } from '../../client/schedules.ts';
 import { admissionWorkflowId } from '../../contracts/admission.ts';
 import { createPool, type Pool } from '../../db/pool.ts';
 import { loadWorld } from '../../fixtures/world.ts';
@@ -118,6 +119,8 @@ export const commands: Command[] = [
         const connection = await Connection.connect({ address: endpoints.temporalAddress });
         connections.push(connection);
         const client = new Client({ connection, namespace: endpoints.namespace });
+        // The Schedules (permit-expiry sweep, drift watch) run on this worker: created or brought to their declaration.
+        for (const a of await applySchedules(client, { taskQueue: ctx.config.taskQueue })) ctx.err(`schedule ${a.scheduleId}: ${a.outcome} (\`birthgate schedules\` lists them)`);
         await guidedTour(ctx, client, endpoints.uiUrl);
         if (!once) {
           ctx.out('');

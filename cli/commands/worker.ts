@@ -1,4 +1,4 @@
-// birthgate worker [--drain-timeout D] | worker build [--json]
+// birthgate worker [--drain-timeout D] [--metrics-port N] | worker build [--json]
 // The admission worker (workers/serve.ts) and its workflow bundle built once (workers/bundle.ts).
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -28,18 +28,27 @@ export const DrainTimeout = z
   })
   .refine((ms) => ms > 0 && ms <= 600_000, 'must be more than 0 and at most 10m');
 
+/** --metrics-port: overrides BIRTHGATE_METRICS_PORT for this run. */
+export const MetricsPort = z.coerce.number().int().min(1).max(65535);
+
 export const commands: Command[] = [
   {
     name: 'worker',
     summary: 'run the admission worker (as birthgate_worker; the prebuilt bundle; SIGINT/SIGTERM drains, exit 0 when drained)',
-    usage: `worker [--drain-timeout D]   (default ${DEFAULT_DRAIN_MS / 1000}s)`,
+    usage: `worker [--drain-timeout D] [--metrics-port N]   (drain default ${DEFAULT_DRAIN_MS / 1000}s; metrics: BIRTHGATE_METRICS_PORT, off when unset)`,
     async run(argv, ctx) {
-      const v = args(argv, { 'drain-timeout': { type: 'string' } });
+      const v = args(argv, { 'drain-timeout': { type: 'string' }, 'metrics-port': { type: 'string' } });
       let drainMs = DEFAULT_DRAIN_MS;
       if (v['drain-timeout'] !== undefined) {
         const parsed = DrainTimeout.safeParse(v['drain-timeout']);
         if (!parsed.success) throw new UsageError(`--drain-timeout: ${parsed.error.issues[0]?.message}`);
         drainMs = parsed.data;
+      }
+      let metricsPort: number | undefined;
+      if (v['metrics-port'] !== undefined) {
+        const parsed = MetricsPort.safeParse(v['metrics-port']);
+        if (!parsed.success) throw new UsageError('--metrics-port: expected a port number (1-65535)');
+        metricsPort = parsed.data;
       }
       const result = await serveAdmissionWorker({
         config: ctx.config,
@@ -47,6 +56,7 @@ export const commands: Command[] = [
         stop: untilSignal(),
         log: ctx.err,
         drainMs,
+        metricsPort,
         hooks: crashHooks(process.env),
       });
       // A forced stop may leave a socket the event loop would wait on forever.

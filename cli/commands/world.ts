@@ -1,14 +1,24 @@
 // birthgate world load --scale test|prod [--force]: the fixture generator (fixtures/world.ts) into
-// the stack's database.
+// the stack's database. A forced reload says what it moved aside: the packet ledger of the estate it
+// dropped (its runs no longer describe this database, so the next apply starts from a fresh ledger).
+// Exit 2 when the load is refused and nothing changed (a world is there without --force, or a packet
+// run or workflow holds the packet).
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createPool } from '../../db/pool.ts';
 import { ScaleSchema } from '../../fixtures/figures.ts';
-import { loadWorld, WorldExistsError } from '../../fixtures/world.ts';
+import { loadWorld, WorldBusyError, WorldExistsError, type WorldSummary } from '../../fixtures/world.ts';
 import { UsageError, type Command } from '../command.ts';
 import { progressBar } from '../progress-bar.ts';
 
 const ArgsSchema = z.object({ scale: ScaleSchema, force: z.boolean().default(false) });
+
+/** The archived ledger in one paragraph: where it went and each run it held. */
+function describeArchive(a: NonNullable<WorldSummary['ledgerArchive']>): string {
+  const runs = a.runs.map((r) => `run ${r.runId} (${r.kind}${r.targetStep === null ? '' : ` to step ${r.targetStep}`}, ${r.status})`);
+  return `packet ledger archived: ${runs.length} run(s) of the dropped estate moved to schema ${a.schema}: ${runs.join(', ')}; ` +
+    'the next apply starts from a fresh ledger (run ids continue)';
+}
 
 function parse(argv: string[]): z.infer<typeof ArgsSchema> {
   let values: Record<string, unknown>;
@@ -40,12 +50,13 @@ export const commands: Command[] = [
             `${s.rowsWritten.toLocaleString('en-US')} rows in ${(s.durationMs / 1000).toFixed(1)} s` +
             (s.replaced ? ' (replaced the previous estate)' : ''),
         );
+        if (s.ledgerArchive) ctx.out(describeArchive(s.ledgerArchive));
         return 0;
       } catch (err) {
         bar.finish();
-        if (err instanceof WorldExistsError) {
+        if (err instanceof WorldExistsError || err instanceof WorldBusyError) {
           ctx.err(err.message);
-          return 1;
+          return 2;
         }
         throw err;
       } finally {

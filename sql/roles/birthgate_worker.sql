@@ -103,7 +103,11 @@ BEGIN
     'fn_admission_preflight(text,text)',
     'fn_admission_rollback(bigint,text,text)',
     'fn_admission_rollback_authorize(bigint,text,text)',
-    'fn_admission_rollback_complete(bigint,text,text)'
+    'fn_admission_rollback_complete(bigint,text,text)',
+    'fn_governance_handoff_batch(text,integer,text)',  -- step 18: the governance handoff's one entry point
+    -- The Schedules' ticks (step 17): the drift watch's record, the permit sweep's reconcile of closed runs.
+    'fn_drift_watch_tick(text)',
+    'fn_permit_reconcile_closed(bigint,text,text,text,timestamptz,text)'
   ] LOOP
     IF to_regprocedure('public.' || v_fn) IS NOT NULL THEN
       EXECUTE format('GRANT EXECUTE ON FUNCTION public.%s TO birthgate_worker', v_fn);

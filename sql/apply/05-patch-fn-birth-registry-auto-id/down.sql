@@ -1,7 +1,28 @@
--- KB-7D57 step 5 rollback: "restore entry body" — byte for byte the entry text
--- (sql/baseline/11-fn-birth-registry-auto.sql), so md5(pg_get_functiondef) is the entry md5 again
--- (KB-2590 §4: 3f3515de… on prod). Unnamed attributes take their defaults, so SECURITY INVOKER and
--- no SET search_path come back with it; EXECUTE goes back to PUBLIC, as at entry (see step 4's down).
+-- KB-7D57 step 5 rollback: "restore entry body" on the same OID.
+--
+-- Issue 9 item 5: as step 4's down.sql (read it for the why): the definition the runner captured in its
+-- ledger before the up (birthgate.live_body_def / _md5 / _oid / _acl) is executed as captured and must
+-- come back with the captured md5 on the captured OID, then the captured ACL comes back. Without a
+-- capture it falls back to the project's reconstruction, byte for byte the entry text
+-- (sql/baseline/11-fn-birth-registry-auto.sql): the fixture's entry md5, NOT KB-2590 §4's 3f3515de…
+-- on production. EXECUTE goes back to PUBLIC, as at the fixture's entry.
+DO $down$
+DECLARE
+  v_fn    oid := to_regprocedure('public.fn_birth_registry_auto_id()');
+  v_def   text := coalesce(current_setting('birthgate.live_body_def', true), '');
+  v_md5   text := coalesce(current_setting('birthgate.live_body_md5', true), '');
+  v_oid   text := coalesce(current_setting('birthgate.live_body_oid', true), '');
+  v_acl   text := coalesce(current_setting('birthgate.live_body_acl', true), '');
+  v_owner oid;
+  v_want  aclitem[];
+  r       record;
+BEGIN
+  IF v_fn IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG428', MESSAGE = 'step 5 rollback: public.fn_birth_registry_auto_id() does not exist';
+  END IF;
+
+  IF v_def = '' THEN
+    EXECUTE $entry$
 CREATE OR REPLACE FUNCTION fn_birth_registry_auto_id() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -28,6 +49,41 @@ BEGIN
 
   RETURN NULL;
 END
-$fn$;
+$fn$
+$entry$;
+    GRANT EXECUTE ON FUNCTION public.fn_birth_registry_auto_id() TO PUBLIC;
+    RETURN;
+  END IF;
 
-GRANT EXECUTE ON FUNCTION fn_birth_registry_auto_id() TO PUBLIC;
+  IF v_oid <> v_fn::text THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG428',
+      MESSAGE = format('step 5 rollback: the captured body belongs to OID %s, fn_birth_registry_auto_id is now OID %s (dropped and re-created?): restore it by hand from birthgate_ledger.live_body', v_oid, v_fn);
+  END IF;
+  IF v_def !~ '^CREATE OR REPLACE FUNCTION public\.fn_birth_registry_auto_id\(\)\n' THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG428', MESSAGE = 'step 5 rollback: the captured definition is not one of public.fn_birth_registry_auto_id()';
+  END IF;
+  EXECUTE v_def;
+  IF md5(pg_get_functiondef(v_fn)) <> v_md5 THEN
+    RAISE EXCEPTION 'step 5 rollback: the captured definition came back with md5 %, not the captured %', md5(pg_get_functiondef(v_fn)), v_md5;
+  END IF;
+
+  -- The captured ACL (NULL: the default one, PUBLIC included), grantee by grantee.
+  SELECT p.proowner INTO v_owner FROM pg_proc p WHERE p.oid = v_fn;
+  v_want := coalesce(nullif(v_acl, '')::aclitem[], acldefault('f', v_owner));
+  FOR r IN SELECT x.grantee, x.is_grantable FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) x
+            WHERE p.oid = v_fn AND x.privilege_type = 'EXECUTE'
+           EXCEPT SELECT y.grantee, y.is_grantable FROM aclexplode(v_want) y WHERE y.privilege_type = 'EXECUTE'
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION public.fn_birth_registry_auto_id() FROM %s CASCADE',
+                   CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);
+  END LOOP;
+  FOR r IN SELECT y.grantee, y.is_grantable FROM aclexplode(v_want) y WHERE y.privilege_type = 'EXECUTE'
+           EXCEPT SELECT x.grantee, x.is_grantable FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) x
+            WHERE p.oid = v_fn AND x.privilege_type = 'EXECUTE'
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION public.fn_birth_registry_auto_id() TO %s%s',
+                   CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END,
+                   CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+END
+$down$;

@@ -25,6 +25,8 @@ DROP FUNCTION IF EXISTS public.fn_gate_drift_dim();
 DROP VIEW IF EXISTS public.v_gate_drift;
 DROP FUNCTION IF EXISTS public.fn_drift_check();
 DROP FUNCTION IF EXISTS public.fn_dim_permit_log_mismatch();
+DROP FUNCTION IF EXISTS public.fn_dim_registry_coverage();
+DROP FUNCTION IF EXISTS public.fn_registry_coverage();
 DROP FUNCTION IF EXISTS public.fn_dim_unlinked_births();
 DROP FUNCTION IF EXISTS public.fn_dim_ungated_rows();
 DROP FUNCTION IF EXISTS public.fn_birthgate_drop_record();

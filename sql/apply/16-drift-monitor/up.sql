@@ -9,8 +9,10 @@
 --                               id and code (disable the gate, insert, re-enable in one transaction);
 --   admission_unlinked_births   a birth of a flagged family after the flag that no FINALIZED permit links;
 --   permit_log_mismatch         a permit whose state is not its last logged move, or a FINALIZED permit
---                               without its row and live birth (a direct UPDATE of the permit table).
--- All four are hard: the database gate refuses every insert while any is non-zero (through
+--                               without its row and live birth (a direct UPDATE of the permit table);
+--   registry_coverage           the registry (meta_catalog, the admission's families) and the live
+--                               birth and gate triggers disagree (KB-4410 §D.4 STOP-on-mismatch).
+-- All five are hard: the database gate refuses every insert while any is non-zero (through
 -- birth_admission_guard), and no break-glass overrides them.
 
 -- The DDL ledger: what the DDL guard sees is written down, not only warned about (issue 7 hole 6).
@@ -194,6 +196,167 @@ END;
 $$;
 
 -- ---------------------------------------------------------------------------------------------------
+-- Registry coverage (KB-4410 §D.4 "registry-driven coverage + STOP-on-mismatch", KB-35E7 §4.4): the
+-- estate's birth and gate bindings were hand-made lists (the 166 fn_birth_registry_auto triggers, the
+-- 16 fn_birth_gate tables), so the registry and the live triggers can drift apart without a word. The
+-- registry is meta_catalog (which collections are managed, born by code or by id, from which field)
+-- plus the admission's own families (birth_admission_family, and birth_admission_entry for a family
+-- whose row a superuser deleted: fn_family_flag keeps it governed). One row per mismatch:
+--   MISSING_TABLE               a managed collection (born by code or id) has no table in public;
+--   MISSING_BIRTH_TRIGGER       a managed collection's table has no AFTER INSERT … FOR EACH ROW trigger
+--                               calling its birth function on its registered field;
+--   UNREGISTERED_BIRTH_TRIGGER  a birth binding on a table the registry does not manage that way
+--                               (not registered, unmanaged, another birth mode or field, outside public);
+--   UNREGISTERED_GATE           fn_birth_gate on a table meta_catalog does not manage;
+--   UNREGISTERED_PERMIT_GATE    a BEFORE INSERT row trigger of birthgate_owner's (a permit gate) on an
+--                               estate table that is no admission family;
+--   UNGATED_FAMILY              a flagged family that is not a managed code-keyed collection, or whose
+--                               table lacks one of the admission's triggers (gate, consume, finalize,
+--                               the three row guards).
+-- Presence, not state: a governed trigger that is DISABLED (or not ENABLE ALWAYS) is gate_drift's
+-- finding, unconditionally and against the baseline; this dim asks whether the bindings the registry
+-- implies exist at all, and no rebaseline can accept their absence.
+-- Hard, like the other four: a coverage hole is estate-wide, so one birth's break-glass cannot mend it
+-- (and a row admitted past a missing birth trigger is never born); only a repair of the triggers or of
+-- the registry clears it. The registry's rows are data, not DDL: a meta_catalog edit reaches the
+-- preflight's reused dims up to reuse_for late (fn_admission_dims_recent), a dropped trigger at once.
+CREATE FUNCTION public.fn_registry_coverage()
+RETURNS TABLE (collection_name text, mismatch text, detail text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET row_security = off
+AS $$
+#variable_conflict use_column
+BEGIN
+  -- plpgsql, not sql: a SQL function with SET clauses is planned again on every call; this plan is kept.
+  RETURN QUERY
+  WITH birth_fn AS (
+    SELECT p.oid, CASE p.proname WHEN 'fn_birth_registry_auto' THEN 'code'::text ELSE 'id'::text END AS mode,
+           p.proname::text AS fn
+      FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = 'public'::regnamespace AND p.pronargs = 0
+       AND p.proname IN ('fn_birth_registry_auto', 'fn_birth_registry_auto_id')
+  ), reg AS (
+    SELECT mc.collection_name::text AS coll, mc.managed, mc.birth_mode::text AS mode,
+           CASE mc.birth_mode::text WHEN 'code' THEN mc.code_field::text WHEN 'id' THEN mc.id_field::text END AS field,
+           pg_catalog.to_regclass(pg_catalog.format('public.%I', mc.collection_name::text)) AS rel
+      FROM public.meta_catalog mc
+  ), bind AS (
+    -- Every birth binding in the database, whatever the schema: a birth trigger on a table outside
+    -- public births rows under that table's name.
+    -- (substring … FROM … FOR and position … IN are grammar, resolved in pg_catalog, first on the path.)
+    SELECT t.tgrelid AS rel, n.nspname::text AS nsp, c.relname::text AS relname, t.tgname::text AS tgname, f.mode, f.fn,
+           CASE WHEN t.tgnargs = 0 THEN f.mode  -- the functions' own default: coalesce(TG_ARGV[0], 'code' | 'id')
+                ELSE pg_catalog.convert_from(substring(t.tgargs FROM 1 FOR position(pg_catalog.decode('00', 'hex') IN t.tgargs) - 1), 'UTF8') END AS field,
+           (t.tgtype::integer & 71) = 5 AS after_insert_row   -- ROW (1) | INSERT (4), not BEFORE (2) nor INSTEAD (64)
+      FROM pg_catalog.pg_trigger t
+      JOIN birth_fn f ON f.oid = t.tgfoid
+      JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE NOT t.tgisinternal
+  ), owner_role AS (
+    SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = 'birthgate_owner'
+  ), admission_trg AS (
+    -- The admission's triggers on estate tables (tables birthgate_owner does not own itself).
+    SELECT t.tgrelid AS rel, n.nspname::text AS nsp, c.relname::text AS relname, t.tgname::text AS tgname,
+           t.tgtype::integer AS tgtype, t.tgconstraint <> 0 AS is_constraint, t.tgdeferrable, t.tginitdeferred
+      FROM pg_catalog.pg_trigger t
+      JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+      JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE NOT t.tgisinternal AND p.proowner IN (SELECT oid FROM owner_role)
+       AND c.relowner NOT IN (SELECT oid FROM owner_role)
+  ), family AS (
+    SELECT f.collection_name::text AS coll FROM public.birth_admission_family f
+    UNION SELECT e.collection_name::text FROM public.birth_admission_entry e
+  ), flagged AS (
+    SELECT f.coll, pg_catalog.to_regclass(pg_catalog.format('public.%I', f.coll)) AS rel
+      FROM family f WHERE public.fn_family_flag(f.coll, 'birth_admission_required')
+  ), piece AS (
+    -- What a flagged family's table carries (CONTRACT.md "Triggers on dot_tools"): tgtype bits
+    -- ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32.
+    SELECT * FROM (VALUES ('permit gate (BEFORE INSERT, row)', 7, false),
+                          ('consume (AFTER INSERT, row)', 5, false),
+                          ('finalize (deferred constraint trigger AFTER INSERT)', 5, true),
+                          ('row guard (AFTER UPDATE, row)', 17, false),
+                          ('row guard (BEFORE DELETE, row)', 11, false),
+                          ('row guard (BEFORE TRUNCATE)', 34, false)) v(what, tgtype, is_constraint)
+  )
+  SELECT r.coll, 'MISSING_TABLE',
+         pg_catalog.format('meta_catalog manages it (births by %s) but public.%I does not exist', r.mode, r.coll)
+    FROM reg r
+   WHERE r.managed AND r.mode IN ('code', 'id') AND r.rel IS NULL
+  UNION ALL
+  SELECT r.coll, 'MISSING_BIRTH_TRIGGER',
+         pg_catalog.format('no AFTER INSERT FOR EACH ROW trigger calls %s(%L)%s', f.fn, r.field,
+                           coalesce('; bound: ' || (SELECT pg_catalog.string_agg(pg_catalog.format('%s %s(%L)%s', b.tgname, b.fn, b.field,
+                                                                                           CASE WHEN b.after_insert_row THEN '' ELSE ' not AFTER INSERT' END),
+                                                                         ', ' ORDER BY b.tgname)
+                                                      FROM bind b WHERE b.rel = r.rel), ''))
+    FROM reg r JOIN birth_fn f ON f.mode = r.mode
+   WHERE r.managed AND r.rel IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM bind b WHERE b.rel = r.rel AND b.mode = r.mode AND b.field IS NOT DISTINCT FROM r.field AND b.after_insert_row)
+  UNION ALL
+  SELECT b.relname, 'UNREGISTERED_BIRTH_TRIGGER',
+         pg_catalog.format('%s on %I.%I calls %s(%L), but %s', b.tgname, b.nsp, b.relname, b.fn, b.field,
+                           CASE WHEN b.nsp <> 'public' THEN 'the registry names tables in public only'
+                                WHEN r.coll IS NULL THEN 'meta_catalog does not register it'
+                                WHEN NOT r.managed THEN 'meta_catalog does not manage it'
+                                WHEN r.mode IS DISTINCT FROM b.mode THEN pg_catalog.format('meta_catalog says births by %s', r.mode)
+                                ELSE pg_catalog.format('meta_catalog says field %L', r.field) END)
+    FROM bind b LEFT JOIN reg r ON r.rel = b.rel
+   WHERE NOT (coalesce(r.managed, false) AND r.mode IS NOT DISTINCT FROM b.mode AND r.field IS NOT DISTINCT FROM b.field)
+  UNION ALL
+  SELECT c.relname::text, 'UNREGISTERED_GATE',
+         pg_catalog.format('%s on %I.%I calls fn_birth_gate(), but %s', t.tgname, n.nspname, c.relname,
+                           CASE WHEN n.nspname <> 'public' THEN 'the registry names tables in public only'
+                                WHEN r.coll IS NULL THEN 'meta_catalog does not register it'
+                                ELSE 'meta_catalog does not manage it' END)
+    FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN reg r ON r.rel = t.tgrelid
+   WHERE NOT t.tgisinternal AND t.tgfoid = pg_catalog.to_regprocedure('public.fn_birth_gate()')
+     AND NOT coalesce(r.managed, false)
+  UNION ALL
+  SELECT a.relname, 'UNREGISTERED_PERMIT_GATE',
+         pg_catalog.format('%s on %I.%I gates inserts with birthgate_owner''s code, but %s', a.tgname, a.nsp, a.relname,
+                           CASE WHEN a.nsp <> 'public' THEN 'admission families are tables in public only'
+                                ELSE 'it is no admission family (birth_admission_family)' END)
+    FROM admission_trg a
+   WHERE (a.tgtype & 71) = 7  -- BEFORE INSERT FOR EACH ROW: the permit gate's shape
+     AND (a.nsp <> 'public' OR NOT EXISTS (SELECT 1 FROM family f WHERE f.coll = a.relname))
+  UNION ALL
+  SELECT fl.coll, 'UNGATED_FAMILY',
+         CASE WHEN fl.rel IS NULL THEN pg_catalog.format('flagged birth_admission_required, but public.%I does not exist', fl.coll)
+              ELSE 'flagged birth_admission_required, but meta_catalog does not manage it as born by code' END
+    FROM flagged fl
+   WHERE fl.rel IS NULL
+      OR NOT EXISTS (SELECT 1 FROM reg r WHERE r.rel = fl.rel AND r.managed AND r.mode = 'code')
+  UNION ALL
+  SELECT fl.coll, 'UNGATED_FAMILY',
+         pg_catalog.format('flagged birth_admission_required, but public.%I has no %s of birthgate_owner''s', fl.coll, pc.what)
+    FROM flagged fl CROSS JOIN piece pc
+   WHERE fl.rel IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM admission_trg a
+                      WHERE a.rel = fl.rel AND (a.tgtype & 127) = pc.tgtype AND a.is_constraint = pc.is_constraint
+                        AND (NOT pc.is_constraint OR (a.tgdeferrable AND a.tginitdeferred)));
+END;
+$$;
+
+-- The dim: one count, every mismatch named in its detail.
+CREATE FUNCTION public.fn_dim_registry_coverage()
+RETURNS TABLE (block_count bigint, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT pg_catalog.count(*),
+         coalesce(pg_catalog.string_agg(pg_catalog.format('%s %s: %s', m.mismatch, m.collection_name, m.detail), '; '
+                                        ORDER BY m.mismatch, m.collection_name, m.detail), 'none')
+    FROM public.fn_registry_coverage() m
+$$;
+
+-- ---------------------------------------------------------------------------------------------------
 -- Catalog drift against the newest logged baseline set.
 
 CREATE FUNCTION public.fn_drift_check()
@@ -267,7 +430,9 @@ INSERT INTO public.birth_admission_dim (dim, count_fn, hard, description) VALUES
   ('admission_unlinked_births', 'public.fn_dim_unlinked_births()', true,
    'births of a flagged family since the flag that no FINALIZED permit links'),
   ('permit_log_mismatch', 'public.fn_dim_permit_log_mismatch()', true,
-   'permits whose state is not their last logged move, or FINALIZED without their row and live birth');
+   'permits whose state is not their last logged move, or FINALIZED without their row and live birth'),
+  ('registry_coverage', 'public.fn_dim_registry_coverage()', true,
+   'KB-4410 §D.4: meta_catalog and the admission families disagree with the live birth and gate triggers');
 
 -- Every dim of the admission, computed (an untrusted or failing function is "not computed": fail
 -- closed). Also refreshes birth_admission_guard, which the database gate reads on every insert: the
@@ -289,16 +454,18 @@ DECLARE
 BEGIN
   -- Read before any dim: DDL recorded while they are computed makes the stored answer stale at once.
   SELECT max(l.ddl_id) INTO v_ddl_seen FROM public.birth_ddl_ledger l;
-  -- The four dims of this step are computed whatever the table says (a superuser who deletes or
+  -- The five dims of this step are computed whatever the table says (a superuser who deletes or
   -- disables gate_drift's row must not switch off the check that reports it); the table adds dims.
   FOR d IN SELECT b.dim, b.count_fn::regprocedure AS count_fn, true AS hard
              FROM (VALUES ('admission_ungated_rows', 'public.fn_dim_ungated_rows()'),
                           ('admission_unlinked_births', 'public.fn_dim_unlinked_births()'),
                           ('gate_drift', 'public.fn_gate_drift_dim()'),
-                          ('permit_log_mismatch', 'public.fn_dim_permit_log_mismatch()')) b(dim, count_fn)
+                          ('permit_log_mismatch', 'public.fn_dim_permit_log_mismatch()'),
+                          ('registry_coverage', 'public.fn_dim_registry_coverage()')) b(dim, count_fn)
            UNION ALL
            SELECT x.dim, x.count_fn, x.hard FROM public.birth_admission_dim x
-            WHERE x.enabled AND x.dim NOT IN ('admission_ungated_rows', 'admission_unlinked_births', 'gate_drift', 'permit_log_mismatch')
+            WHERE x.enabled AND x.dim NOT IN ('admission_ungated_rows', 'admission_unlinked_births', 'gate_drift', 'permit_log_mismatch',
+                                              'registry_coverage')
            ORDER BY 1 LOOP
     dim := d.dim; hard := d.hard; block_count := NULL; detail := NULL; computed := false;
     SELECT (r.rolsuper OR r.rolname = 'birthgate_owner') AND p.pronamespace = 'public'::regnamespace
@@ -582,6 +749,9 @@ REVOKE ALL ON FUNCTION public.fn_birthgate_drop_record() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_dim_ungated_rows() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_dim_unlinked_births() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_dim_permit_log_mismatch() FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_registry_coverage() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.fn_registry_coverage() TO birthgate_operator;
+REVOKE ALL ON FUNCTION public.fn_dim_registry_coverage() FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_drift_check() FROM PUBLIC;
 -- The estate's own fn_assert_safe_for_dot_action calls it with its caller's rights: read-only, open.
 REVOKE ALL ON FUNCTION public.fn_gate_drift_dim() FROM PUBLIC;
@@ -604,6 +774,8 @@ ALTER FUNCTION public.fn_birthgate_drop_record() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_dim_ungated_rows() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_dim_unlinked_births() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_dim_permit_log_mismatch() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_registry_coverage() OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_dim_registry_coverage() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_drift_check() OWNER TO birthgate_owner;
 ALTER VIEW public.v_gate_drift OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_gate_drift_dim() OWNER TO birthgate_owner;

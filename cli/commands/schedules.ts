@@ -1,0 +1,76 @@
+// birthgate schedules [--json] | schedules apply [--json] — the Temporal Schedules (client/schedules.ts):
+// the permit-expiry sweep and the drift watch, created idempotently on the admission task queue and
+// listed with their interval, overlap policy, catch-up window (and why), last and next run.
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { applySchedules, listSchedules, type ScheduleView } from '../../client/schedules.ts';
+import { UsageError, type CliContext, type Command } from '../command.ts';
+
+function json(argv: string[]): boolean {
+  try {
+    return parseArgs({ args: argv, options: { json: { type: 'boolean' } }, allowPositionals: false, strict: true }).values.json === true;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function withTemporal<T>(ctx: CliContext, fn: (client: Client) => Promise<T>): Promise<T> {
+  const { temporalAddress, namespace } = await ctx.endpoints();
+  const connection = await Connection.connect({ address: temporalAddress });
+  try {
+    return await fn(new Client({ connection, namespace }));
+  } finally {
+    await connection.close();
+  }
+}
+
+/** 60000 → "1m", 90000 → "90s". */
+export function duration(ms: number | undefined): string {
+  if (ms === undefined) return '?';
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+function lines(v: ScheduleView): string[] {
+  const head = `${v.name.padEnd(14)} ${v.scheduleId} → ${v.workflowType}: ${v.summary}`;
+  const why = [`  why every ${duration(v.declared.everyMs)}: ${v.declared.why.every}`,
+    `  why ${v.declared.overlap}: ${v.declared.why.overlap}`,
+    `  why catch-up ${duration(v.declared.catchupWindowMs)}: ${v.declared.why.catchupWindow}`];
+  const s = v.server;
+  if (!s) return [head, '  NOT CREATED — `birthgate schedules apply` creates it', ...why];
+  return [
+    head,
+    `  every ${duration(s.everyMs)} · overlap ${s.overlap} · catch-up window ${duration(s.catchupWindowMs)} · ${s.paused ? `PAUSED${s.note ? ` (${s.note})` : ''}` : 'active'}`,
+    `  last run ${s.lastRun ? `${s.lastRun.at} ${s.lastRun.status} (${s.lastRun.workflowId})` : 'none yet'} · next run ${s.nextRun ?? 'none'} · ${s.actions} run(s), ${s.skippedOverlap} skipped (overlap), ${s.missedCatchupWindow} missed (catch-up)`,
+    ...(s.differences.length ? [`  DIFFERS from its declaration: ${s.differences.join('; ')} — \`birthgate schedules apply\``] : []),
+    ...why,
+  ];
+}
+
+export const commands: Command[] = [
+  {
+    name: 'schedules',
+    summary: 'the Temporal Schedules (permit expiry, drift watch): interval, overlap policy, catch-up window, last/next run (exit 1 when one is missing or differs)',
+    usage: 'schedules [--json]',
+    async run(argv, ctx) {
+      const asJson = json(argv);
+      const views = await withTemporal(ctx, (client) => listSchedules(client, { taskQueue: ctx.config.taskQueue }));
+      if (asJson) ctx.out(JSON.stringify(views, null, 2));
+      else for (const v of views) for (const l of lines(v)) ctx.out(l);
+      return views.every((v) => v.server && v.server.differences.length === 0) ? 0 : 1;
+    },
+  },
+  {
+    name: 'schedules apply',
+    summary: 'create the Schedules, or bring them to their declaration (idempotent; `npm start` runs it too)',
+    usage: 'schedules apply [--json]',
+    async run(argv, ctx) {
+      const asJson = json(argv);
+      const applied = await withTemporal(ctx, (client) => applySchedules(client, { taskQueue: ctx.config.taskQueue }));
+      if (asJson) ctx.out(JSON.stringify(applied, null, 2));
+      else for (const a of applied) ctx.out(`${a.outcome.padEnd(9)} ${a.scheduleId}${a.changed.length ? ` (${a.changed.join('; ')})` : ''}`);
+      return 0;
+    },
+  },
+];
