@@ -286,7 +286,7 @@ export function createPacketActivities(deps: PacketActivityDeps) {
       return locked(pool, `step ${i.step}`, i.holder, () =>
         beating(beat, async (onEvent) => {
           const out = await applyStep(pool, s, {
-            runId: i.ledgerRunId, lockHeld: true, owner: i.owner, approvalId: i.approvalId, steps, rerunSelfUndoing: i.rerunSelfUndoing, onEvent,
+            runId: i.ledgerRunId, lockHeld: true, owner: i.owner, approvalId: i.approvalId, steps, rerunSelfUndoing: i.rerunSelfUndoing, expectLiveMd5: i.expectLiveMd5, onEvent,
           });
           return { ...stepView(s, out), governedHash: governedHash(out.exit) };
         }));

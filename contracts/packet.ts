@@ -74,12 +74,17 @@ export const packetTaskQueue = (e: Estate) => `${PACKET_TASK_QUEUE_PREFIX}:${est
 
 // ───────────────────────────── inputs ─────────────────────────────
 
+/** Function name → the md5 of its full definition an owner expects live (KB-2590 §4's, for production). */
+const LiveMd5 = z.record(z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a function name'), z.string().regex(/^[0-9a-f]{32}$/, 'an md5 is 32 hex digits'));
+
 export const ApplyPacketInput = z.strictObject({
   estate: Estate,
   /** The last step to apply; default: the packet's last. */
   through: StepNo.min(1).optional(),
   /** The governed hash a rehearsal reported: the entry state must be exactly what was rehearsed. */
   expectGovernedHash: GovernedHash.optional(),
+  /** Steps 4 and 5 refuse a live birth function whose md5(pg_get_functiondef) is not this (packet/live-bodies.ts). */
+  expectLiveMd5: LiveMd5.optional(),
   stepsRoot: StepsRoot.optional(),
   /** Create/refresh birthgate_worker after the last step (the password is the worker's config, never in history). */
   grantWorker: z.boolean().default(false),
@@ -201,6 +206,7 @@ export const StepInput = ActivityBase.extend({
   owner: Owner.optional(),
   approvalId: ApprovalId.optional(),
   rerunSelfUndoing: z.boolean().default(false),
+  expectLiveMd5: LiveMd5.optional(),
 });
 export type StepInput = z.input<typeof StepInput>;
 

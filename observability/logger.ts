@@ -18,7 +18,7 @@ const SEVERITY: Record<LogLevel, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 
 /** The fields every line starts with, in this order; the rest follow as the SDK and birthgate give them. */
 export type LogLine = { time: string; level: LogLevel; msg: string; component: string } & Record<string, unknown>;
 
-/** JSON.stringify that survives what SDK metadata holds: bigints, errors, dates, cycles. */
+/** JSON.stringify that survives what SDK metadata holds: bigints, errors, dates, cycles (an object seen twice is named, not repeated). */
 function toJson(line: LogLine): string {
   const seen = new WeakSet<object>();
   return JSON.stringify(line, (_key, value: unknown) => {
@@ -28,7 +28,7 @@ function toJson(line: LogLine): string {
       return { type: value.name, message: value.message, ...(cause ? { cause } : {}), stack: value.stack };
     }
     if (typeof value === 'object' && value !== null) {
-      if (seen.has(value)) return '[circular]';
+      if (seen.has(value)) return '[repeated]';
       seen.add(value);
     }
     return value;
@@ -37,10 +37,16 @@ function toJson(line: LogLine): string {
 
 function toText(line: LogLine): string {
   const { time, level, msg, component, ...rest } = line;
+  const show = (v: unknown): string => {
+    if (v instanceof Error) return JSON.stringify(`${v.name}: ${v.message}`); // the stack is for the JSON lines
+    if (typeof v === 'string') return /[\s"]/.test(v) ? JSON.stringify(v) : v;
+    if (typeof v === 'bigint' || typeof v === 'number' || typeof v === 'boolean') return String(v);
+    return toJson(v as LogLine);
+  };
   const fields = Object.entries(rest)
     .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => `${k}=${typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : toJson(v as LogLine)}`);
-  return `${time} [${level}] ${component === 'birthgate' ? '' : `${component}: `}${msg}${fields.length ? ` ${fields.join(' ')}` : ''}`;
+    .map(([k, v]) => `${k}=${show(v)}`);
+  return `${time} [${level}] ${component === 'birthgate-worker' ? '' : `${component}: `}${msg}${fields.length ? ` ${fields.join(' ')}` : ''}`;
 }
 
 export function formatLine(format: LogFormat, line: LogLine): string {
@@ -61,11 +67,13 @@ export class LineLogger implements Logger {
 
   log(level: LogLevel, message: string, meta?: LogMetadata): void {
     const { [LogTimestamp]: nanos, sdkComponent, ...rest } = (meta ?? {}) as LogMetadata & { [LogTimestamp]?: bigint };
-    const component = typeof sdkComponent === 'string' ? sdkComponent : 'birthgate';
+    const component = typeof sdkComponent === 'string' ? sdkComponent : 'birthgate-worker';
     const floor = this.format === 'text' && (component === 'worker' || component === 'core') ? 'WARN' : this.level;
     if (SEVERITY[level] < SEVERITY[floor]) return;
     const time = new Date(typeof nanos === 'bigint' ? Number(nanos / 1_000_000n) : Date.now()).toISOString();
-    this.write(formatLine(this.format, { time, level, msg: message, component, ...rest }));
+    // Null fields are left out, as the SDK's composed loggers already do for workflow and activity lines.
+    const fields = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== null && v !== undefined));
+    this.write(formatLine(this.format, { time, level, msg: message, component, ...fields }));
   }
 
   trace(message: string, meta?: LogMetadata): void {

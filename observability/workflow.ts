@@ -20,8 +20,11 @@ export const COUNTED_OUTCOMES = ['FINALIZED', 'CANCELLED', 'FAILED', 'ROLLED_BAC
 export type CountedOutcome = (typeof COUNTED_OUTCOMES)[number];
 const counted: ReadonlySet<Stage> = new Set<Stage>(COUNTED_OUTCOMES);
 
-/** Stages that need a human get a louder line; a shipper can alert on level alone. */
-const LEVEL: Partial<Record<Stage, 'warn' | 'error'>> = { BLOCKED: 'warn', FAILED: 'warn', COMPENSATION_FAILED: 'error' };
+/**
+ * A failure is a warning, a compensation that failed an error (it parks with something half undone). A
+ * park stays INFO: it is the gate working, and birthgate_stuck_births is what alerts on one left waiting.
+ */
+const LEVEL: Partial<Record<Stage, 'warn' | 'error'>> = { FAILED: 'warn', COMPENSATION_FAILED: 'error' };
 
 /**
  * The admission entered `state.stage`. `newPark`: this BLOCKED starts a park (not the same park

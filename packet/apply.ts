@@ -190,7 +190,7 @@ async function applyRun(pool: pg.Pool, o: z.output<typeof ApplyOptionsSchema>, s
       if (out.action === 'up' && !s.meta.selfUndoing) appliedHere.push(s);
     } catch (err) {
       const e = err instanceof PacketError ? err : new PacketError(PacketFailure.StepFailed, messageOf(err), { runId, step: s.step, cause: err });
-      if (e.code === PacketFailure.Precondition) {
+      if (e.code === PacketFailure.Precondition && s.step === door) {
         // KB-7D57: "Stop and get explicit owner sign-off between step 6 and step 7" — the refusal is
         // the designed stop, not a failure: what came before stays applied.
         const msg = `${e.message}; steps before ${s.step} stay applied (${done.map((d) => `${d.step}:${d.action}`).join(' ') || 'none'})`;

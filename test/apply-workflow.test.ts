@@ -26,7 +26,8 @@ import { loadWorld } from '../fixtures/world.ts';
 import { exitCodeOf } from '../cli/commands/packet.ts';
 import { applyPacket } from '../packet/apply.ts';
 import { PacketError, PacketFailure } from '../packet/errors.ts';
-import { catalogFingerprint } from '../packet/fingerprint.ts';
+import { catalogFingerprint, diffFingerprints } from '../packet/fingerprint.ts';
+import { KB_2590_ENTRY_MD5 } from '../packet/live-bodies.ts';
 import { readLease } from '../packet/ledger.ts';
 import { verifyStep } from '../packet/step-runner.ts';
 import { defaultStepsRoot, discoverSteps } from '../packet/steps.ts';
@@ -260,6 +261,21 @@ describe('the apply packet as a workflow (applyPacket)', () => {
     // Another packet tree is SQL run as the admin: outside the project only under NODE_ENV=test.
     assert.throws(() => checkedStepsRoot(tree.root, { NODE_ENV: 'production' }), /outside the project/);
     assert.equal(checkedStepsRoot(path.join(projectRoot, 'sql', 'apply'), {}), fs.realpathSync(defaultStepsRoot));
+  });
+
+  test('an owner who expects production\'s live bodies (KB-2590 md5s) is refused at step 4 on another body, and the packet rolls back to entry', async () => {
+    const worker = hosted[0] ?? (hosted.push(await hostWorker(b, bundle)), hosted[0]!);
+    const entry = await catalogFingerprint(b.pool);
+    const run = client.workflow.execute('applyPacket', {
+      workflowId: packetWorkflowId(worker.estate), taskQueue: packetTaskQueue(worker.estate),
+      args: [{ estate: worker.estate, expectLiveMd5: KB_2590_ENTRY_MD5, requestedBy: 'test' }],
+    });
+    let failure: ReturnType<typeof packetFailureOf> | undefined;
+    await assert.rejects(run, (err: unknown) => ((failure = packetFailureOf(err as WorkflowFailedError)), true));
+    assert.equal(failure!.step, 4, JSON.stringify(failure));
+    assert.match(failure!.message, /fn_birth_registry_auto/);
+    assert.deepEqual(diffFingerprints(entry, await catalogFingerprint(b.pool)).map((d) => d.path), [], 'nothing stays changed');
+    assert.equal(await readLease(b.pool), undefined);
   });
 
   test('a failure past the one-way door parks for an operator, nothing is rolled back, and a retry re-runs the step', async () => {

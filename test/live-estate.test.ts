@@ -216,17 +216,20 @@ describe('a live body the patch was not reviewed against is refused, nothing cha
   });
   after(async () => db?.dispose());
 
-  test('apply stops at step 4 (BG428) when the guard it relies on is missing; the function is untouched', async () => {
+  test('apply stops at step 4 (BG428) when the guard it relies on is missing, rolls back 3..1 and proves the entry; the function is untouched', async () => {
     const before = await fnState(db.pool);
+    const entry = await catalogFingerprint(db.pool);
     assert.doesNotMatch(before.fn_birth_registry_auto!.prosrc, /EXISTS/);
     const err = await rejectsPacket(applyPacket(db.pool, { through: 6, reportDir }), PacketFailure.Precondition);
     assert.equal(err.sqlstate, 'BG428');
     assert.equal(err.step, 4);
-    assert.match(err.message, /step 4: fn_birth_registry_auto has no composite EXISTS guard .* nothing changed; steps before 4 stay applied/);
+    // Not the door's designed stop: a refusal before the door is a failure, rolled back like any other.
+    assert.match(err.message, /step 4: fn_birth_registry_auto has no composite EXISTS guard .* nothing changed.*; rolled back 3, 2, 1 — catalog back at the entry fingerprint/);
     assert.deepEqual(await fnState(db.pool), before);
+    assert.deepEqual(await catalogFingerprint(db.pool), entry);
     assert.equal((await verifyStep(db.pool, 4)).ok, false);
     const run = await readRun(db.pool, err.runId!);
-    assert.equal(run.status, 'refused');
+    assert.equal(run.status, 'rolled_back');
     assert.deepEqual(run.steps.filter((s) => s.step === 4).map((s) => [s.action, s.status, s.sqlstate]), [['up', 'refused', 'BG428']]);
     const captured = await readLiveBodies(db.pool, err.runId);
     assert.deepEqual(captured.map((c) => [c.step, c.defMd5, c.patchedMd5]), [[4, before.fn_birth_registry_auto!.md5, null]]);

@@ -22,6 +22,7 @@ import { freePort } from '../stack/ports.ts';
 import { admissionHarness, type AdmissionHarness, freshCode, holdInserts, untilStage, written } from './support/admission-harness.ts';
 import { WORKER_PASSWORD } from './support/admission-world.ts';
 import { alterTriggers, gateTriggers } from './support/attacker.ts';
+import { runCli } from './support/cli.ts';
 import { testEnv } from './support/env.ts';
 import { installOperatorLogin, operatorUrl } from './support/packet-world.ts';
 import { eventually } from './support/temporal.ts';
@@ -142,12 +143,16 @@ describe('metrics and logs of `birthgate worker`', () => {
       [state, breakGlassOnly])).rows[0]!.n;
 
   before(async () => {
+    home = fs.mkdtempSync(path.join(process.env.BIRTHGATE_TEST_SCRATCH ?? os.tmpdir(), 'metrics-'));
+    const t = testEnv();
+    // The bundle built once beside the world (both worker starts below then skip webpack).
+    const build = runCli(['worker', 'build'], { PATH: process.env.PATH, HOME: process.env.HOME, BIRTHGATE_HOME: home });
     h = await admissionHarness('metrics', { worker: false });
     await installOperatorLogin(h.db.pool);
     operatorDb = createPool(operatorUrl(h.db.url), { max: 2, applicationName: 'test-operator' });
     operatorDb.on('error', () => undefined); // DROP DATABASE … WITH (FORCE) at teardown
-    home = fs.mkdtempSync(path.join(process.env.BIRTHGATE_TEST_SCRATCH ?? os.tmpdir(), 'metrics-'));
-    const t = testEnv();
+    const built = await build;
+    assert.equal(built.code, 0, built.stderr);
     // What `birthgate stack up` leaves behind: the worker derives birthgate_worker's URL from it.
     fs.writeFileSync(path.join(home, 'stack.json'), JSON.stringify({
       supervisorPid: process.pid, startedAt: new Date().toISOString(), ready: true, databaseUrl: h.db.url, temporalAddress: t.temporalAddress, namespace: t.namespace,
@@ -185,9 +190,15 @@ describe('metrics and logs of `birthgate worker`', () => {
     assert.equal(announced.component, 'birthgate-worker');
     assert.ok(lines.some((l) => l.msg.startsWith(`birthgate worker: task queue ${h.taskQueue} on `)));
     // The Temporal runtime's telemetry on the same endpoint: the worker's pollers and task slots.
-    const s = await scrapeUntil('the SDK metrics', (x) => x.some((m) => m.name.startsWith('temporal_')));
-    assert.ok(has(s, 'temporal_worker_task_slots_available', { task_queue: h.taskQueue }) || has(s, 'temporal_num_pollers', { task_queue: h.taskQueue }),
-      s.filter((m) => m.name.startsWith('temporal_')).map((m) => m.name).join(', '));
+    const s = await scrapeUntil('the SDK\'s pollers', (x) => has(x, 'temporal_num_pollers', { task_queue: h.taskQueue }));
+    assert.ok(valueOf(s, 'temporal_num_pollers', { task_queue: h.taskQueue, poller_type: 'activity_task' }) > 0);
+  });
+
+  test('a metrics port already taken fails the start (exit 1) and says which', async () => {
+    const port = Number(new URL(metricsUrl).port); // the running worker holds it
+    const taken = await runCli(['worker', '--metrics-port', String(port)], workerEnv, 60_000);
+    assert.equal(taken.code, 1, taken.stderr);
+    assert.match(taken.stderr, new RegExp(`cannot serve metrics on 127\\.0\\.0\\.1:${port}: .*Address already in use`));
   });
 
   test('a clean admission counts FINALIZED; the permit gauge is the ledger\'s count; its log lines carry workflow id, code and permit id', async () => {
@@ -243,7 +254,7 @@ describe('metrics and logs of `birthgate worker`', () => {
     assert.equal(valueOf(during, METRIC.permits, { collection: 'dot_tools', state: 'REQUESTED' }), requested);
     assert.ok(valueOf(during, METRIC.stuckBirthOldest) < 3_600);
     const parkLine = await eventually(async () => logLines(w).find((l) => l.msg === 'admission BLOCKED' && l.code === parked), 'the park logged');
-    assert.equal(parkLine.level, 'WARN');
+    assert.equal(parkLine.level, 'INFO');
     assert.equal(parkLine.permitId, state.permit!.permitId);
     assert.deepEqual(parkLine.blockers, state.blockers.map((b) => b.kind));
 

@@ -64,7 +64,7 @@ export async function applyPacket(raw: ApplyPacketInput): Promise<ApplyPacketRes
       ledgerRunId: begun.ledgerRunId, entryHash: begun.entryHash, entryGovernedHash: begun.entryGovernedHash, door: begun.door,
       backupDir: begun.backup?.dir ?? null, appliedAtEntry: begun.appliedThrough, target: input.through ?? begun.lastStep,
     });
-    outcome = begun.refusal ? { status: 'refused', error: begun.refusal } : await applySteps(rec, a, ctx, begun, input.through ?? begun.lastStep);
+    outcome = begun.refusal ? { status: 'refused', error: begun.refusal } : await applySteps(rec, a, ctx, begun, input.through ?? begun.lastStep, input.expectLiveMd5);
   } catch (err) {
     outcome = isCancellation(err)
       ? { status: 'stopped', note: 'the workflow was cancelled', error: rec.state.error ?? undefined }
@@ -92,7 +92,7 @@ export async function applyPacket(raw: ApplyPacketInput): Promise<ApplyPacketRes
 }
 
 /** The steps through `through`, the door's wait included; returns how the run ends. */
-async function applySteps(rec: PacketRecord, a: Acts, ctx: Ctx, begun: BeginRunResult, through: number): Promise<Outcome> {
+async function applySteps(rec: PacketRecord, a: Acts, ctx: Ctx, begun: BeginRunResult, through: number, expectLiveMd5?: Record<string, string>): Promise<Outcome> {
   const { door, ledgerRunId } = begun;
   const appliedHere: StepInfo[] = [];
   let governed = begun.entryGovernedHash;
@@ -116,7 +116,7 @@ async function applySteps(rec: PacketRecord, a: Acts, ctx: Ctx, begun: BeginRunR
     for (;;) {
       rec.enter('APPLYING', s.step);
       try {
-        const { governedHash, ...out } = await a.applyPacketStep({ ...ctx, ledgerRunId, step: s.step, ...approval, rerunSelfUndoing: begun.appliedThrough <= s.step });
+        const { governedHash, ...out } = await a.applyPacketStep({ ...ctx, ledgerRunId, step: s.step, ...approval, rerunSelfUndoing: begun.appliedThrough <= s.step, ...(expectLiveMd5 ? { expectLiveMd5 } : {}) });
         rec.stepDone(out);
         governed = governedHash;
         if (out.action === 'up' && !s.selfUndoing) appliedHere.push(s);
@@ -125,8 +125,10 @@ async function applySteps(rec: PacketRecord, a: Acts, ctx: Ctx, begun: BeginRunR
         if (isCancellation(err)) throw err;
         const e = packetErrorOf(err, s.step);
         rec.failed(e);
-        if (e.code === PacketFailure.Precondition && !pastDoor) {
-          // A precondition the SQL refuses before the door is the designed stop, not a failure: what came before stays.
+        if (e.code === PacketFailure.Precondition && s.requiresApproval) {
+          // The door's own refusal (no approval reached it) is the designed stop, not a failure: what came
+          // before stays. Any other precondition refused before the door (a live body of an unexpected
+          // shape or md5, steps 4/5) is a failure like any other: the downs run and the entry is proven.
           const kept = rec.state.steps.map((d) => `${d.step}:${d.action}`).join(' ') || 'none';
           return { status: 'refused', error: { ...e, message: `${e.message}; steps before ${s.step} stay applied (${kept})` } };
         }

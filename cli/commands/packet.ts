@@ -20,6 +20,7 @@ import {
 import type { ApplyPacketResult, Estate, PacketFailureDetails, PacketRollbackResult, PacketState } from '../../contracts/packet.ts';
 import { createPool } from '../../db/pool.ts';
 import { PacketError, PacketFailure } from '../../packet/errors.ts';
+import { ExpectedMd5Schema, KB_2590_ENTRY_MD5 } from '../../packet/live-bodies.ts';
 import { rehearse } from '../../rehearsal/rehearse.ts';
 import { renderMarkdown } from '../../rehearsal/report.ts';
 import { ensureSearchAttributes } from '../../stack/temporal.ts';
@@ -49,6 +50,14 @@ const ApplyArgs = z
     owner: text.optional(),
     approval: text.optional(),
     expect: z.string().regex(/^[0-9a-f]{64}$/, 'the governed hash from a rehearsal report (64 hex digits)').optional(),
+    // Steps 4/5 refuse a live birth function other than the owner expects: `kb-2590` (production's
+    // entry md5s, KB-2590 §4) or `fn=md5,fn=md5` (md5 of pg_get_functiondef).
+    'expect-live-md5': z.string().min(1).max(400).transform((v, ctx) => {
+      if (v === 'kb-2590') return KB_2590_ENTRY_MD5;
+      const r = ExpectedMd5Schema.safeParse(Object.fromEntries(v.split(',').map((pair) => pair.split('=', 2) as [string, string])));
+      if (!r.success) { ctx.addIssue({ code: 'custom', message: 'kb-2590, or fn=md5[,fn=md5] (32 hex digits each)' }); return z.NEVER; }
+      return r.data;
+    }).optional(),
     'report-dir': z.string().min(1).optional(),
     json: z.boolean().default(false),
   })
@@ -152,7 +161,8 @@ type Driver = { client: Client; estate: Estate; databaseUrl: string };
 async function drive(ctx: CliContext, name: string, fn: (d: Driver) => Promise<number>, opts: { reportDir?: string } = {}): Promise<number> {
   const { databaseUrl, temporalAddress, namespace } = await ctx.endpoints();
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    // Core's own warnings forwarded to the logger (stderr): by default Core prints them to stdout, into --json output.
+    Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } } } });
   } catch {
     // already installed by the embedding process: keep it
   }
@@ -243,13 +253,13 @@ export const commands: Command[] = [
   {
     name: 'apply',
     summary: 'apply the KB-7D57 packet as a workflow (backup, drift check, steps in order); waits at the one-way door for the owner (exit 3) unless --owner/--approval',
-    usage: 'apply [--through N] [--owner NAME --approval ID] [--expect GOVERNED_HASH] [--report-dir DIR] [--json]',
+    usage: 'apply [--through N] [--owner NAME --approval ID] [--expect GOVERNED_HASH] [--expect-live-md5 kb-2590|fn=md5,…] [--report-dir DIR] [--json]',
     async run(argv, ctx) {
-      const a = parse(argv, { through: { type: 'string' }, owner: { type: 'string' }, approval: { type: 'string' }, expect: { type: 'string' }, 'report-dir': { type: 'string' }, json: { type: 'boolean' } }, ApplyArgs);
+      const a = parse(argv, { through: { type: 'string' }, owner: { type: 'string' }, approval: { type: 'string' }, expect: { type: 'string' }, 'expect-live-md5': { type: 'string' }, 'report-dir': { type: 'string' }, json: { type: 'boolean' } }, ApplyArgs);
       return drive(ctx, 'apply', async (d) => {
         let run;
         try {
-          run = await startApply(d.client, { estate: d.estate, through: a.through, expectGovernedHash: a.expect, grantWorker: true, requestedBy: a.owner ?? whoami() });
+          run = await startApply(d.client, { estate: d.estate, through: a.through, expectGovernedHash: a.expect, expectLiveMd5: a['expect-live-md5'], grantWorker: true, requestedBy: a.owner ?? whoami() });
         } catch (err) {
           return refusedDecision(ctx, a.json, err);
         }

@@ -98,7 +98,8 @@ export const commands: Command[] = [
         await ensureEstate(ctx, admin, !ctx.config.externalDatabaseUrl);
 
         // The worker's own INFO lines would drown the guided tour; warnings and errors still show.
-        Runtime.install({ logger: new DefaultLogger('WARN') });
+        // Core's own warnings forwarded to the logger (stderr): by default Core prints them to stdout, into --json output.
+    Runtime.install({ logger: new DefaultLogger('WARN'), telemetryOptions: { logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } } } });
         const workerPool = createPool(endpoints.workerDatabaseUrl, { max: DEFAULT_ACTIVITY_SLOTS, applicationName: 'birthgate-worker' });
         pools.push(workerPool);
         const nativeConnection = await NativeConnection.connect({ address: endpoints.temporalAddress });
