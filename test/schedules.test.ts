@@ -109,6 +109,18 @@ describe('the Schedules on the real stack', () => {
     for (const s of SCHEDULES) await h.client.schedule.getHandle(scheduleId(h.taskQueue, s.name)).pause('test: ticks on trigger only');
     assert.deepEqual((await applySchedules(h.client, { taskQueue: h.taskQueue })).map((a) => a.outcome), ['unchanged', 'unchanged']);
     assert.ok((await listSchedules(h.client, { taskQueue: h.taskQueue })).every((v) => v.server?.paused), 'still paused after apply');
+
+    // The CLI's apply also starts the estate's governance handoff (once: a second apply finds it running).
+    const viaCli = await runCli(['schedules', 'apply', '--json'], cliEnv);
+    assert.equal(viaCli.code, 0, viaCli.stderr);
+    const out = JSON.parse(viaCli.stdout) as { schedules: Array<{ outcome: string }>; handoff: { workflowId: string; started: boolean } };
+    assert.deepEqual(out.schedules.map((a) => a.outcome), ['unchanged', 'unchanged']);
+    const again = JSON.parse((await runCli(['schedules', 'apply', '--json'], cliEnv)).stdout) as typeof out;
+    assert.equal(again.handoff.workflowId, out.handoff.workflowId);
+    assert.equal(again.handoff.started, false, 'a second apply attaches to the running handoff');
+    const tail = h.client.workflow.getHandle(out.handoff.workflowId);
+    assert.equal((await tail.describe()).status.name, 'RUNNING');
+    await tail.terminate('test: the handoff has its own tests (test/handoff.test.ts)');
   });
 
   test('an abandoned permit expires within one tick of the permit-expiry Schedule; one within its TTL stays RESERVED', async () => {

@@ -3,6 +3,7 @@
 // listed with their interval, overlap policy, catch-up window (and why), last and next run.
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { ensureGovernanceHandoff } from '../../client/handoff.ts';
 import { applySchedules, listSchedules, type ScheduleView } from '../../client/schedules.ts';
 import { UsageError, type CliContext, type Command } from '../command.ts';
 
@@ -67,9 +68,18 @@ export const commands: Command[] = [
     usage: 'schedules apply [--json]',
     async run(argv, ctx) {
       const asJson = json(argv);
-      const applied = await withTemporal(ctx, (client) => applySchedules(client, { taskQueue: ctx.config.taskQueue }));
-      if (asJson) ctx.out(JSON.stringify(applied, null, 2));
-      else for (const a of applied) ctx.out(`${a.outcome.padEnd(9)} ${a.scheduleId}${a.changed.length ? ` (${a.changed.join('; ')})` : ''}`);
+      // The governance handoff is a long-running tail, not a Schedule (workflows/handoff.ts): started here
+      // too, once per estate database, idempotently.
+      const database = decodeURIComponent(new URL((await ctx.endpoints()).databaseUrl).pathname.replace(/^\//, ''));
+      const { applied, handoff } = await withTemporal(ctx, async (client) => ({
+        applied: await applySchedules(client, { taskQueue: ctx.config.taskQueue }),
+        handoff: await ensureGovernanceHandoff(client, { taskQueue: ctx.config.taskQueue, database }),
+      }));
+      if (asJson) ctx.out(JSON.stringify({ schedules: applied, handoff }, null, 2));
+      else {
+        for (const a of applied) ctx.out(`${a.outcome.padEnd(9)} ${a.scheduleId}${a.changed.length ? ` (${a.changed.join('; ')})` : ''}`);
+        ctx.out(`${(handoff.started ? 'started' : 'running').padEnd(9)} ${handoff.workflowId} (the governance handoff of ${database})`);
+      }
       return 0;
     },
   },
