@@ -179,11 +179,20 @@ async function locked<T>(pool: pg.Pool, purpose: string, lease: LeaseRule, fn: (
   }
 }
 
-/** A busy lock or lease as a final refusal (the first activity: a packet that is not ours to wait for). */
+/**
+ * A busy lock or lease as a final refusal (the first activity: a packet that is not ours to wait for).
+ * Except on a retry: an earlier attempt of this very activity that timed out may still hold the lock
+ * (seen on a loaded machine: attempt 2 refused by attempt 1), so a retry stays retryable for a while.
+ */
+const OWN_ATTEMPT_GRACE = 5;
 async function finalBusy<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (err) {
+    const attempt = (() => { try { return Context.current().info.attempt; } catch { return 1; } })();
+    if (err instanceof ApplicationFailure && err.type === PacketFailure.Busy && !err.nonRetryable && attempt < OWN_ATTEMPT_GRACE) {
+      if (attempt > 1) throw err;
+    }
     if (err instanceof ApplicationFailure && err.type === PacketFailure.Busy && !err.nonRetryable) {
       throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: true, details: err.details as unknown[] });
     }

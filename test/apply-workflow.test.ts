@@ -264,7 +264,10 @@ describe('the apply packet as a workflow (applyPacket)', () => {
   });
 
   test('an owner who expects production\'s live bodies (KB-2590 md5s) is refused at step 4 on another body, and the packet rolls back to entry', async () => {
-    const worker = hosted[0] ?? (hosted.push(await hostWorker(b, bundle)), hosted[0]!);
+    // The packet worker of database b (the step-5 test hosted it; a's is another estate's).
+    const bEstate = await readEstate(b.pool);
+    let worker = hosted.find((h) => h.estate.database === bEstate.database);
+    if (!worker) hosted.push((worker = await hostWorker(b, bundle)));
     const entry = await catalogFingerprint(b.pool);
     const run = client.workflow.execute('applyPacket', {
       workflowId: packetWorkflowId(worker.estate), taskQueue: packetTaskQueue(worker.estate),
