@@ -71,9 +71,9 @@ export async function written(pool: Pool, code: string): Promise<Written> {
   const [rows] = await q<{ n: number }>(`SELECT count(*)::int AS n FROM dot_tools WHERE code = $1`);
   return {
     rows: rows!.n,
-    births: await q(`SELECT id::text, status FROM birth_registry WHERE entity_code = $1 AND collection_name = 'dot_tools' ORDER BY id`),
+    births: await q(`SELECT id::text, status FROM birth_registry WHERE entity_code = $1 AND collection_name = 'dot_tools' ORDER BY id::bigint`),
     permits: await q(
-      `SELECT permit_id::text, state, break_glass, row_id::text, birth_id::text FROM birth_admission_permit WHERE entity_code = $1 ORDER BY permit_id`,
+      `SELECT permit_id::text, state, break_glass, row_id::text, birth_id::text FROM birth_admission_permit WHERE entity_code = $1 ORDER BY permit_id::bigint`,
     ),
     breakGlass: (await q<{ n: number }>(`SELECT count(*)::int AS n FROM birth_break_glass WHERE entity_code = $1`))[0]!.n,
   };
