@@ -312,11 +312,7 @@ describe('the database path under stress (issue 8 §4)', () => {
         env.cancel('CANCELLED');
         err = await running;
         assert.ok(Date.now() - t0 < 2_500);
-        // The client has the error as soon as the server sends it; the backend leaves 'active' once it
-        // has aborted the statement's transaction, a moment later (asked for up to a second).
-        let left = await workerStatements(db.pool, 'fn_admission_preflight');
-        for (const until = Date.now() + 1_000; left.length > 0 && Date.now() < until; await sleep(20)) left = await workerStatements(db.pool, 'fn_admission_preflight');
-        assert.deepEqual(left, []);
+        assert.deepEqual(await settledWorkerStatements(db.pool, 'fn_admission_preflight'), []);
       } finally {
         await holder.release();
       }
