@@ -91,7 +91,7 @@ function savedShape(file: string): Shape | undefined {
   return shapeOf(j.history.events.map((e) => e.eventType));
 }
 
-export async function benchAdmission(ctx: BenchContext): Promise<BenchReport[]> {
+export async function benchAdmission(ctx: BenchContext & { engine?: string }): Promise<BenchReport[]> {
   const db = await ctx.freshDatabase('admission');
   ctx.log(`admission: loading the ${SCALE}-scale world …`);
   await installBaseline(db.pool);
@@ -252,7 +252,7 @@ export async function benchAdmission(ctx: BenchContext): Promise<BenchReport[]> 
         `issue 8 targets: birthgate ≥ 1.0× the echo's rate — ${targets}; p50 at c=1 ≤ the echo's — ${p50c1.toFixed(1)} ms vs ${p50echo.toFixed(1)} ms ${p50c1 <= p50echo ? '(met)' : '(MISSED)'}; ` +
           `SQL floor ≤ 2.5× a plain entry-path insert — ${floorRatio.toFixed(2)}× (p50 ${pct(floor.lat, 50)!.toFixed(2)} ms vs ${pct(entry.lat, 50)!.toFixed(2)} ms) ${floorRatio <= 2.5 ? '(met)' : '(MISSED)'}`,
         'a. is timed per admission (p50 ratio to 0.); c. is divided by b. (4 activities), c2. by b2. (4 local activities), each at its own concurrency',
-        'one worker process hosts both task queues; Temporal dev server, PostgreSQL and the client share the machine',
+        `one worker process hosts both task queues; ${ctx.engine === 'server' ? 'the Temporal server (its databases on the same PostgreSQL)' : 'Temporal dev server'}, PostgreSQL and the client share the machine`,
       ],
     },
     {

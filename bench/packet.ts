@@ -7,7 +7,10 @@
 //  (b) step 2 (CREATE INDEX CONCURRENTLY) and step 3 (USING INDEX promotion) through the runner while
 //      a writer inserts into birth_registry in a loop: the writer's longest stall, the promotion's
 //      lock window (targets: no stall > 200 ms, promotion < 50 ms);
-//  (c) rehearsal and full apply durations.
+//  (c) the rehearsal on the prod world while the same writer inserts (issue 9 item 6: the rehearsal runs
+//      on a clone, the live tables see ACCESS SHARE only): the writer's longest stall, by phase and by what
+//      it waited on, beside (b)'s (target ≤ 200 ms) and beside the writer alone for as long; whether any
+//      session waited on the rehearsal at all; then the rehearsal, clone and full apply durations.
 import path from 'node:path';
 import pg from 'pg';
 import { projectRoot } from '../config/index.ts';
@@ -16,16 +19,25 @@ import { loadWorld } from '../fixtures/world.ts';
 import { applyPacket, rollbackPacket } from '../packet/apply.ts';
 import { applyStep, rollbackStep } from '../packet/step-runner.ts';
 import { rehearse } from '../rehearsal/rehearse.ts';
+import type { RehearsalReport } from '../rehearsal/report.ts';
 import type { BenchContext, BenchDatabase, BenchReport } from './context.ts';
 
 const N_TEST = Number(process.env.BIRTHGATE_BENCH_INSERTS ?? 2000);
 /** BIRTHGATE_BENCH_COMPARE_PACKET=<dir of another sql/apply>: (a) also measures that packet in every round. */
 const COMPARE = process.env.BIRTHGATE_BENCH_COMPARE_PACKET;
 const N_PROD = Number(process.env.BIRTHGATE_BENCH_PROD_INSERTS ?? 100);
+/**
+ * (c): after the rehearsal the writer runs alone for as long as the rehearsal took (at most this many
+ * ms): the machine's own stalls over a window as long, what the rehearsal's figure is read against.
+ */
+const BASELINE_MAX_MS = Number(process.env.BIRTHGATE_BENCH_REHEARSAL_BASELINE_MS ?? 180_000);
 // BIRTHGATE_BENCH_PACKET_ONLY=insert: only (a) on the test world (the prod-world runs take minutes);
-// BIRTHGATE_BENCH_PACKET_ONLY=drift: only (d), the drift tick, on the prod world.
+// BIRTHGATE_BENCH_PACKET_ONLY=drift: only (d), the drift tick, on the prod world;
+// BIRTHGATE_BENCH_PACKET_ONLY=rehearsal: only (c)'s rehearsal under the writer and (b), side by side, on the prod world.
 const ONLY = process.env.BIRTHGATE_BENCH_PACKET_ONLY;
-if (ONLY !== undefined && ONLY !== 'insert' && ONLY !== 'drift') throw new Error(`BIRTHGATE_BENCH_PACKET_ONLY=${ONLY}: only "insert" and "drift" are known`);
+if (ONLY !== undefined && ONLY !== 'insert' && ONLY !== 'drift' && ONLY !== 'rehearsal') {
+  throw new Error(`BIRTHGATE_BENCH_PACKET_ONLY=${ONLY}: only "insert", "drift" and "rehearsal" are known`);
+}
 const approval = { owner: 'bench-owner', approvalId: 'BENCH-APPROVAL' };
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)] ?? 0;
 const round = (n: number) => Math.round(n * 100) / 100;
@@ -51,8 +63,10 @@ function startWriter(url: string) {
   const c = new pg.Client({ connectionString: url, application_name: 'bench-writer' });
   const samples: Array<{ at: number; ms: number }> = [];
   let stop = false;
+  let pid: number | undefined;
   const done = (async () => {
     await c.connect();
+    pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     for (let i = 0; !stop; i++) {
       const t = performance.now();
       await c.query(`INSERT INTO birth_registry (entity_code, collection_name, birth_method) VALUES ($1, 'dot_tools', 'bench-writer')`, [`BENCH-W-${i}`]);
@@ -61,7 +75,36 @@ function startWriter(url: string) {
     await c.query(`DELETE FROM birth_registry WHERE birth_method = 'bench-writer'`);
     await c.end();
   })();
-  return { samples, stop: async () => { stop = true; await done; } };
+  return { samples, pid: () => pid, stop: async () => { stop = true; await done; } };
+}
+
+/**
+ * What the writer waited on, sampled every 5 ms from another session (pg_stat_activity): a stall is a
+ * lock wait only if a sample inside it says Lock; IO (WALSync: its commit's fsync behind other writes),
+ * LWLock, or nothing at all (on the CPU queue of a busy machine) are not the rehearsal's locks.
+ */
+function watchWaits(url: string, pid: () => number | undefined) {
+  const c = new pg.Client({ connectionString: url, application_name: 'bench-wait-watcher' });
+  const events: Array<{ at: number; type: string; event: string }> = [];
+  let stop = false;
+  const done = (async () => {
+    await c.connect();
+    while (!stop) {
+      const p = pid();
+      if (p !== undefined) {
+        const r = await c.query<{ t: string | null; e: string | null }>('SELECT wait_event_type AS t, wait_event AS e FROM pg_stat_activity WHERE pid = $1', [p]);
+        events.push({ at: performance.now(), type: r.rows[0]?.t ?? '', event: r.rows[0]?.e ?? '' });
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await c.end();
+  })();
+  /** The class of a stall: Lock > IO > LWLock > CPU/other (ClientRead: between statements, ignored). */
+  const classify = (x: { at: number; ms: number }) => {
+    const seen = new Set(events.filter((e) => e.at >= x.at && e.at <= x.at + x.ms && e.type !== 'Client').map((e) => e.type));
+    return seen.has('Lock') ? 'Lock' : seen.has('IO') ? 'IO' : seen.has('LWLock') ? 'LWLock' : 'CPU/other';
+  };
+  return { events, classify, stop: async () => { stop = true; await done; } };
 }
 
 type Sample = { totalMs: number; p50: number; p95: number };
@@ -160,7 +203,7 @@ async function insertRatio(ctx: BenchContext, db: BenchDatabase, client: pg.Clie
 }
 
 /** (b) the online composite build and its promotion, through the runner, under a birth_registry writer. */
-async function onlineBuild(ctx: BenchContext, db: BenchDatabase): Promise<BenchReport> {
+async function onlineBuild(ctx: BenchContext, db: BenchDatabase): Promise<{ report: BenchReport; longestMs: number }> {
   ctx.log('packet (b): composite index CONCURRENTLY + promotion under a writer …');
   await applyStep(db.pool, 1);
   const writer = startWriter(db.url);
@@ -181,13 +224,86 @@ async function onlineBuild(ctx: BenchContext, db: BenchDatabase): Promise<BenchR
     [`step 3 promotion: lock window ${round(promotionMs)} ms`, during(buildEnd, promoEnd)],
   ];
   const longest = Math.max(0, ...writer.samples.map((x) => x.ms));
-  return {
+  return { longestMs: longest, report: {
     title: 'packet (b): composite index CONCURRENTLY + USING INDEX promotion under a birth_registry writer (prod world)',
     rows: phases.map(([phase, xs]) => ({ phase, inserts: xs.length, p50_ms: round(pct(xs, 50)), max_stall_ms: round(Math.max(0, ...xs)) })),
     notes: [
       `writer's longest stall ${round(longest)} ms (target ≤ 200 ms: ${longest <= 200 ? 'met' : 'MISSED'}); promotion lock window ${round(promotionMs)} ms (target < 50 ms: ${promotionMs < 50 ? 'met' : 'MISSED'})`,
       'lock window = the whole step-3 transaction (BEGIN, SET LOCALs, ALTER … USING INDEX, COMMIT): the ACCESS EXCLUSIVE lock is held from the ALTER to the COMMIT, inside it',
     ],
+  } };
+}
+
+/**
+ * (c) the whole rehearsal on the prod world while the (b) writer inserts into birth_registry. The
+ * phases are stamped from the rehearsal's own progress lines: the clone built and proven, the steps,
+ * the plan. A stall here is the machine's (CPU, I/O) unless a session waited on the rehearsal's backend:
+ * the report says whether any did (pg_blocking_pids, sampled), and the strongest lock on a live object.
+ */
+async function rehearsalUnderWriter(ctx: BenchContext, db: BenchDatabase): Promise<{ report: BenchReport; longestMs: number; lockMs: number; baselineMs: number; rehearsal: RehearsalReport & { files: string[] }; ms: number }> {
+  ctx.log('packet (c): the rehearsal on the prod world under a birth_registry writer, then the writer alone as long …');
+  const writer = startWriter(db.url);
+  const waits = watchWaits(db.url, writer.pid);
+  await new Promise((r) => setTimeout(r, 3000)); // warm-up, not counted
+  const marks: Array<[string, number]> = [];
+  const start = performance.now();
+  const rehearsal = await rehearse(db.pool, {
+    report: path.join(projectRoot, 'reports', 'rehearsal-prod-world'),
+    onProgress: (line) => {
+      const at = performance.now();
+      if (/^clone equals/.test(line)) marks.push(['clone', at]);
+      else if (/^plan /.test(line) && !marks.some(([k]) => k === 'steps')) marks.push(['steps', at]);
+    },
+  });
+  const end = performance.now();
+  // The same writer alone, for a window as long as the rehearsal's (stalls grow with the window).
+  const alone = Math.min(end - start, BASELINE_MAX_MS);
+  ctx.log(`packet (c): the writer alone for ${Math.round(alone)} ms …`);
+  await new Promise((r) => setTimeout(r, 300 + alone));
+  const aloneEnd = performance.now();
+  await writer.stop();
+  await waits.stop();
+  const at = (k: string, fallback: number) => marks.find(([m]) => m === k)?.[1] ?? fallback;
+  const cloneEnd = at('clone', end);
+  const stepsEnd = at('steps', end);
+  const during = (a: number, b: number) => writer.samples.filter((x) => x.at + x.ms >= a && x.at <= b).map((x) => x.ms);
+  const live = rehearsal.liveLocks;
+  const strongest = live.objects[0];
+  const c = rehearsal.clone.summary;
+  const phases: Array<[string, number[]]> = [
+    [`clone: ${c ? `${c.tables} tables, ${c.rows.toLocaleString('en-US')} rows, ${c.indexes} indexes` : 'not built'} + fingerprints: ${round(cloneEnd - start)} ms`, during(start, cloneEnd)],
+    [`steps 1–18 on the clone (composite build ${rehearsal.composite.lockWindow.indexBuild?.ms ?? '?'} ms, promotion ${rehearsal.composite.lockWindow.promotion?.ms ?? '?'} ms): ${round(stepsEnd - cloneEnd)} ms`, during(cloneEnd, stepsEnd)],
+    [`test plan on the clone, ROLLBACK, exit proof: ${round(end - stepsEnd)} ms`, during(stepsEnd, end)],
+    [`the writer alone just after, as long (the machine): ${round(aloneEnd - end - 300)} ms`, during(end + 300, aloneEnd)],
+  ];
+  const inside = during(start, end);
+  const longest = Math.max(0, ...inside);
+  // Every stall over 50 ms, by what the writer was waiting on: during the rehearsal, and alone.
+  const byClass = (a: number, b: number) => {
+    const m = new Map<string, number[]>();
+    for (const x of writer.samples.filter((y) => y.at + y.ms >= a && y.at <= b && y.ms > 50)) m.set(waits.classify(x), [...(m.get(waits.classify(x)) ?? []), x.ms]);
+    return m;
+  };
+  const classes = (m: Map<string, number[]>) => [...m].map(([k, xs]) => `${k} ${xs.length} (longest ${round(Math.max(...xs))} ms)`).join(', ') || 'none';
+  const inRehearsal = byClass(start, end);
+  const lockStall = Math.max(0, ...(inRehearsal.get('Lock') ?? []));
+  const baseline = Math.max(0, ...during(end + 300, aloneEnd));
+  return {
+    longestMs: longest,
+    lockMs: lockStall,
+    baselineMs: baseline,
+    ms: end - start,
+    rehearsal,
+    report: {
+      title: 'packet (c): the rehearsal (clone inside BEGIN … ROLLBACK) under a birth_registry writer (prod world)',
+      rows: phases.map(([phase, xs]) => ({ phase, inserts: xs.length, p50_ms: round(pct(xs, 50)), p99_ms: round(pct(xs, 99)), max_stall_ms: round(Math.max(0, ...xs)) })),
+      notes: [
+        `writer's longest stall during the rehearsal ${round(longest)} ms (target ≤ 200 ms: ${longest <= 200 ? 'met' : 'MISSED'}); alone just after, as long: ${round(baseline)} ms; rehearsal ${rehearsal.status}, ${round(end - start)} ms`,
+        `stalls > 50 ms by what the writer waited on (pg_stat_activity every 5 ms) — during the rehearsal: ${classes(inRehearsal)}; alone: ${classes(byClass(end + 300, aloneEnd))}; longest waiting on a lock during the rehearsal: ${round(lockStall)} ms`,
+        `sessions that waited on the rehearsal's backend: ${live.blocked.length ? live.blocked.map((b) => `pid ${b.pid} ${b.application} (${b.samples} samples)`).join(', ') : 'none'} (${live.samples} samples every ${live.sampleMs} ms); strongest lock on a live object: ${strongest ? `${strongest.mode} (${live.objects.filter((o) => o.mode === strongest.mode).length} objects)` : 'none'}; ${live.stronger.length} live objects above ACCESS SHARE`,
+        'a stall without a session waiting on the rehearsal is the shared machine (2 cores: the clone\'s copy, index builds and the plan\'s scans compete for CPU and I/O), not a lock',
+      ],
+    },
   };
 }
 
@@ -225,9 +341,26 @@ async function driftTick(ctx: BenchContext, db: BenchDatabase, client: pg.Client
   };
 }
 
+/** The issue 9 item 6 figure: a writer's longest stall during the rehearsal, beside the online build's. */
+function stallsSideBySide(onlineMs: number, under: { longestMs: number; lockMs: number; baselineMs: number; rehearsal: RehearsalReport }): BenchReport {
+  const r = under.rehearsal;
+  const rehearsalMs = under.longestMs;
+  return {
+    title: 'packet (b) + (c): a birth_registry writer\'s longest stall (prod world, same writer, same run)',
+    rows: [
+      { during: 'online index build: CONCURRENTLY + USING INDEX promotion, through the runner', max_stall_ms: round(onlineMs), target: '≤ 200 ms', met: onlineMs <= 200 ? 'yes' : 'NO' },
+      { during: 'the rehearsal: whole packet + test plan on a clone inside BEGIN … ROLLBACK', max_stall_ms: round(rehearsalMs), target: '≤ 200 ms', met: rehearsalMs <= 200 ? 'yes' : 'NO' },
+      { during: '  of which waiting on a lock', max_stall_ms: round(under.lockMs), target: '≤ 200 ms', met: under.lockMs <= 200 ? 'yes' : 'NO' },
+      { during: 'the writer alone just after the rehearsal, as long (the machine)', max_stall_ms: round(under.baselineMs), target: '', met: '' },
+    ],
+    notes: [`rehearsal: live objects ${r.liveLocks.verdict === 'ACCESS_SHARE_AT_MOST' ? 'held in ACCESS SHARE at most' : `held above ACCESS SHARE: ${r.liveLocks.stronger.map((x) => `${x.object} ${x.mode}`).join(', ')}`}; sessions that waited on it: ${r.liveLocks.blocked.length}`],
+  };
+}
+
 export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
   const reports: BenchReport[] = [];
-  for (const scale of ONLY === 'insert' ? (['test'] as const) : ONLY === 'drift' ? (['prod'] as const) : (['test', 'prod'] as const)) {
+  const scales = ONLY === 'insert' ? (['test'] as const) : ONLY === 'drift' || ONLY === 'rehearsal' ? (['prod'] as const) : (['test', 'prod'] as const);
+  for (const scale of scales) {
     const db = await ctx.freshDatabase(`packet_${scale}`);
     const client = new pg.Client({ connectionString: db.url, application_name: 'bench-inserts' });
     try {
@@ -245,12 +378,13 @@ export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
         reports.push(await driftTick(ctx, db, client, `prod world (${w.births.toLocaleString('en-US')} births)`));
         continue;
       }
-      ctx.log('packet (c): rehearsal on the prod world …');
-      const t1 = performance.now();
-      const rehearsal = await rehearse(db.pool, { report: path.join(projectRoot, 'reports', 'rehearsal-prod-world') });
+      const under = await rehearsalUnderWriter(ctx, db);
+      const { rehearsal } = under;
       const rehearsalFiles = rehearsal.files.map((f) => path.relative(projectRoot, f));
-      const rehearsalMs = performance.now() - t1;
-      reports.push(await onlineBuild(ctx, db));
+      const rehearsalMs = under.ms;
+      const online = await onlineBuild(ctx, db);
+      reports.push(online.report, under.report, stallsSideBySide(online.longestMs, under));
+      if (ONLY === 'rehearsal') continue;
       const prod = await insertRatio(ctx, db, client, 'p', `prod world (${w.births.toLocaleString('en-US')} births)`, N_PROD, 1);
       reports.push(prod.report);
       reports.push(await driftTick(ctx, db, client, `prod world (${w.births.toLocaleString('en-US')} births)`));
@@ -259,12 +393,13 @@ export async function benchPacket(ctx: BenchContext): Promise<BenchReport[]> {
         rows: [
           { what: 'world load (fixture generator)', ms: Math.round(loadMs), locks_held_ms: '' },
           { what: `rehearsal: one BEGIN … ROLLBACK, ${rehearsal.status}, ${rehearsal.plan.filter((p) => p.ok).length}/${rehearsal.plan.length} plan lines`, ms: Math.round(rehearsalMs), locks_held_ms: rehearsal.writeBlockingMs },
-          { what: 'rehearsal: the non-concurrent index build inside it', ms: rehearsal.composite.lockWindow.indexBuild?.ms ?? 0, locks_held_ms: '' },
-          { what: 'rehearsal: the USING INDEX promotion inside it', ms: rehearsal.composite.lockWindow.promotion?.ms ?? 0, locks_held_ms: '' },
+          ...Object.entries(rehearsal.clone.summary?.ms ?? {}).map(([part, ms]) => ({ what: `rehearsal: the clone, ${part}`, ms, locks_held_ms: '' })),
+          { what: 'rehearsal: the non-concurrent index build inside it (on the clone)', ms: rehearsal.composite.lockWindow.indexBuild?.ms ?? 0, locks_held_ms: '' },
+          { what: 'rehearsal: the USING INDEX promotion inside it (on the clone)', ms: rehearsal.composite.lockWindow.promotion?.ms ?? 0, locks_held_ms: '' },
           { what: 'full apply, every step (with approval), backup and drift check included', ms: Math.round(prod.applyMs), locks_held_ms: '' },
           { what: 'rollback to 0', ms: Math.round(prod.rollbackMs), locks_held_ms: '' },
         ],
-        notes: ['locks_held_ms: writers blocked by the rehearsal — from its index build (SHARE, then ACCESS EXCLUSIVE) to its ROLLBACK; run it off-peak', `rehearsal report: ${rehearsalFiles.join(', ')}`],
+        notes: ['locks_held_ms: how long live writers could wait on the rehearsal — a write-blocking lock on a live object to its ROLLBACK (0: the live objects were only read; the clone took the SHARE and ACCESS EXCLUSIVE)', `rehearsal report: ${rehearsalFiles.join(', ')}`],
       });
     } finally {
       await client.end().catch(() => undefined);

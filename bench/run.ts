@@ -1,5 +1,8 @@
-// npm run bench [-- NAME …]: every benchmark, or the named ones, on throwaway real servers.
-// Figures are ratios against a baseline measured in the same run; the header says which machine.
+// npm run bench [-- NAME …] [-- --engine=dev|server|both]: every benchmark, or the named ones, on
+// throwaway real servers. Figures are ratios against a baseline measured in the same run; the header
+// says which machine. --engine (or BIRTHGATE_BENCH_ENGINE) picks the Temporal the admission bench runs
+// on: the dev server (default), a real server on PostgreSQL (stack/temporal-server.ts), or both one
+// after the other with a comparison table; scale-out always runs on the real server.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +10,8 @@ import { loadConfig, projectRoot } from '../config/index.ts';
 import { withClient } from '../db/pool.ts';
 import { startEphemeralStack } from '../stack/ephemeral.ts';
 import { formatReport, makeFreshDatabase, type BenchContext, type BenchReport } from './context.ts';
+import { startTemporalServerOn, throwawayDatabases, type RunningTemporalServer } from '../stack/temporal-server.ts';
+import { compareEngines } from './scale-out.ts';
 
 type Bench = { name: string; module: string; run: (ctx: BenchContext) => Promise<BenchReport[]> };
 
@@ -23,7 +28,11 @@ async function load(name: string, module: string, exportName: string): Promise<B
 
 const config = loadConfig();
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-const wanted = process.argv.slice(2);
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('--engine='));
+const engineChoice = process.argv.find((a) => a.startsWith('--engine='))?.slice('--engine='.length) ?? process.env.BIRTHGATE_BENCH_ENGINE ?? 'dev';
+if (!['dev', 'server', 'both'].includes(engineChoice)) throw new Error(`--engine must be dev, server or both, not ${engineChoice}`);
+/** The benchmarks that run on the chosen engine(s); the others on the stack's own Temporal. */
+const ENGINE_BENCHES = new Set(['admission']);
 const all = (
   await Promise.all([
     load('world', './world-load.ts', 'benchWorldLoad'),
@@ -31,11 +40,22 @@ const all = (
     load('admission', './admission.ts', 'benchAdmission'),
     load('handoff', './handoff.ts', 'benchHandoff'),
     load('schedules', './schedules.ts', 'benchSchedules'),
+    load('scale-out', './scale-out.ts', 'benchScaleOut'),
   ])
 ).filter((b): b is Bench => b !== undefined);
 const selected = wanted.length ? all.filter((b) => wanted.includes(b.name)) : all;
 
 const stack = await startEphemeralStack(config, log);
+let server: RunningTemporalServer | undefined;
+/** The real server: the stack's own under BIRTHGATE_TEMPORAL_ENGINE=server, else one started beside it on its cluster. */
+const realServerAddress = async (): Promise<string> => {
+  if (stack.engine === 'server') return stack.temporalAddress;
+  server ??= await startTemporalServerOn({
+    adminUrl: stack.adminUrl, home: config.home, password: config.temporalDbPassword, namespace: config.namespace,
+    logFile: path.join(stack.scratch, 'temporal-server.log'), databases: throwawayDatabases(), dropOnStop: true, log,
+  });
+  return server.address;
+};
 try {
   const pgVersion = await withClient(stack.adminUrl, (c) => c.query<{ v: string }>("SELECT current_setting('server_version') AS v"));
   const header = [
@@ -52,18 +72,29 @@ try {
     freshDatabase: makeFreshDatabase(stack.adminUrl),
   };
   const sections = [header];
+  const print = (report: BenchReport) => {
+    const text = formatReport(report);
+    console.log(`\n${text}`);
+    sections.push(text);
+  };
   for (const bench of selected) {
-    log(`running ${bench.name} …`);
-    for (const report of await bench.run(ctx)) {
-      const text = formatReport(report);
-      console.log(`\n${text}`);
-      sections.push(text);
+    const engines = bench.name === 'scale-out' ? ['server'] : !ENGINE_BENCHES.has(bench.name) ? [stack.engine]
+      : engineChoice === 'both' ? ['dev', 'server'] : [engineChoice];
+    const byEngine: Record<string, BenchReport[]> = {};
+    for (const engine of engines) {
+      const onServer = engine === 'server' && stack.engine !== 'server';
+      const c = { ...ctx, engine, ...(onServer ? { temporalAddress: await realServerAddress() } : {}) };
+      log(`running ${bench.name}${engines.length > 1 || onServer ? ` on the ${engine === 'server' ? 'real Temporal server' : 'dev server'}` : ''} …`);
+      byEngine[engine] = await bench.run(c);
+      for (const report of byEngine[engine]!) print(engines.length > 1 ? { ...report, title: `${report.title} — ${engine === 'server' ? `Temporal server ${server?.version ?? ''} on PostgreSQL` : 'dev server'}` } : report);
     }
+    if (byEngine.dev && byEngine.server) print(compareEngines(byEngine.dev, byEngine.server));
   }
   const out = path.join(projectRoot, 'reports', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.md`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, `${sections.join('\n\n')}\n`);
   log(`written ${path.relative(projectRoot, out)}`);
 } finally {
+  await server?.stop();
   await stack.stop();
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { freePort } from '../stack/ports.ts';
 import { startTemporalDevServer, type RunningTemporal } from '../stack/temporal.ts';
 import {
-  ensureTemporalServerBuild, prepareTemporalDatabases, type RunningTemporalServer, startTemporalServer, throwawayDatabases,
+  ensureTemporalServerBuild, freeServerPort, prepareTemporalDatabases, type RunningTemporalServer, startTemporalServer, throwawayDatabases,
 } from '../stack/temporal-server.ts';
 import { sleep } from './transient.ts';
 
@@ -70,7 +70,8 @@ export async function startServerEngine(o: {
   const databases = throwawayDatabases('bg_chaos_temporal');
   await prepareTemporalDatabases({ adminUrl: o.adminUrl, password: o.password, databases, estateDatabase: undefined, build, log: o.log });
   const u = new URL(o.adminUrl);
-  const frontendPort = await freePort();
+  // Fixed across restarts (the workers and the harness keep its address); below 32768 (the server's membership table).
+  const frontendPort = await freeServerPort();
   const start = (): Promise<RunningTemporalServer> => startTemporalServer({
     build,
     pg: { host: u.hostname, port: Number(u.port || 5432), password: o.password },

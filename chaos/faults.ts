@@ -16,6 +16,13 @@ import type { WorkerFleet } from './workers.ts';
 export type InjectedFault = { kind: FaultKind; before: number; atMs: number; tookMs: number; note: string };
 
 /**
+ * A write to the dim policy that changes nothing: its trigger drops the guard's stored dims, so the next
+ * preflight computes them and sees the condition now, not up to `reuse_for` (5 s) later. The policy's
+ * content — what the drift watch fingerprints — stays as it was.
+ */
+const TOUCH_DIM_POLICY = `UPDATE birth_admission_dim SET description = description WHERE dim = 'chaos_stop_condition'`;
+
+/**
  * The chaos stop-condition (chaos/stop-condition.sql): raised, it is a non-zero soft BLOCK dim every
  * preflight sees (within the guard's reuse window); cleared, parked births may be retried.
  */
@@ -30,10 +37,12 @@ export class StopCondition {
   /** Raise it now and clear it `holdMs` later (a second raise meanwhile extends it). */
   async raise(holdMs: number, reason: string): Promise<void> {
     await persist(this.counter, 'raise the stop-condition', () => this.admin.query(
-      `UPDATE chaos_stop_condition SET active = true, reason = $1, since = coalesce(since, now()) WHERE singleton`, [reason]));
+      `WITH raised AS (UPDATE chaos_stop_condition SET active = true, reason = $1, since = coalesce(since, now()) WHERE singleton RETURNING 1)
+       ${TOUCH_DIM_POLICY}`, [reason]));
     this.active = true;
     clearTimeout(this.clearTimer);
-    this.clearTimer = setTimeout(() => void this.clear(), holdMs);
+    // The end of the run clears it too (and reports a failure); a timer that fires after that has nothing to do.
+    this.clearTimer = setTimeout(() => void this.clear().catch(() => undefined), holdMs);
   }
 
   /** Clear it (idempotent); resolves once the database says so. */
@@ -41,7 +50,8 @@ export class StopCondition {
     clearTimeout(this.clearTimer);
     this.clearing ??= (async () => {
       await persist(this.counter, 'clear the stop-condition', () => this.admin.query(
-        `UPDATE chaos_stop_condition SET active = false, reason = NULL, since = NULL WHERE singleton`));
+        `WITH cleared AS (UPDATE chaos_stop_condition SET active = false, reason = NULL, since = NULL WHERE singleton RETURNING 1)
+         ${TOUCH_DIM_POLICY}`));
       this.active = false;
       for (const w of this.waiters.splice(0)) w();
     })().finally(() => {

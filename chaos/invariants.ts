@@ -20,7 +20,7 @@ import { governedProjection } from '../packet/drift.ts';
 import { catalogFingerprint, diffFingerprints, fingerprintHash, type FingerprintDiff } from '../packet/fingerprint.ts';
 import { stateQuery } from '../workflows/messages.ts';
 import { ALLOWED_ENDS, type End, type PlannedAdmission } from './plan.ts';
-import { persist, type RetryCounter } from './transient.ts';
+import type { Call } from './transient.ts';
 
 export type Invariant = { name: string; checked: number; breaches: string[]; note?: string };
 
@@ -55,7 +55,7 @@ export type CheckContext = {
   taskQueue: string;
   plan: readonly PlannedAdmission[];
   marks: Marks;
-  counter: RetryCounter;
+  call: Call;
 };
 
 const limited = (items: string[], n = 8) => items.slice(0, n);
@@ -91,13 +91,21 @@ async function inParallel<T, R>(items: readonly T[], width: number, fn: (item: T
   return out;
 }
 
-/** What Temporal says each planned admission ended with. */
+/** What Temporal says each planned admission ended with (describe, result, state; runs from one visibility listing). */
 export async function observeAll(ctx: CheckContext): Promise<Observed[]> {
   const { client } = ctx;
-  return inParallel(ctx.plan, 8, (a) => persist(ctx.counter, `describe ${a.code}`, async (): Promise<Observed> => {
+  const runsOf = await ctx.call('list admissions', async () => {
+    const runs = new Map<string, number>();
+    for await (const w of client.workflow.list({ query: `WorkflowType = 'dotBirthAdmit' AND TaskQueue = '${ctx.taskQueue}'` })) {
+      runs.set(w.workflowId, (runs.get(w.workflowId) ?? 0) + 1);
+    }
+    return runs;
+  });
+  return inParallel(ctx.plan, 8, (a) => ctx.call(`describe ${a.code}`, async (): Promise<Observed> => {
     const id = admissionWorkflowId('dot_tools', a.code);
     const handle = client.workflow.getHandle(id);
-    const base = { code: a.code, kind: a.kind, result: null, runs: 0 };
+    const runs = runsOf.get(id) ?? 0;
+    const base = { code: a.code, kind: a.kind, result: null, runs };
     let d;
     try {
       d = await handle.describe();
@@ -105,30 +113,28 @@ export async function observeAll(ctx: CheckContext): Promise<Observed[]> {
       if (err instanceof WorkflowNotFoundError) return { ...base, end: 'NOT_FOUND', detail: 'no such workflow' };
       throw err;
     }
-    let runs = 0;
-    for await (const _ of client.workflow.list({ query: `WorkflowId = '${id.replace(/'/g, "\\'")}'` })) runs += 1;
     const status = d.status.name;
     if (status === 'COMPLETED') {
       const result = await handle.result() as AdmissionResult;
       const rb = await client.workflow.getHandle(rollbackWorkflowId('dot_tools', a.code)).describe().catch(() => null);
-      if (rb?.status.name === 'COMPLETED') return { ...base, runs, result, end: 'ROLLED_BACK', detail: `birth ${result.birthId} retired by dotBirthRollback` };
-      return { ...base, runs, result, end: 'FINALIZED', detail: `birth ${result.birthId}` };
+      if (rb?.status.name === 'COMPLETED') return { ...base, result, end: 'ROLLED_BACK', detail: `birth ${result.birthId} retired by dotBirthRollback` };
+      return { ...base, result, end: 'FINALIZED', detail: `birth ${result.birthId}` };
     }
     if (status === 'FAILED') {
       const err = await handle.result().then(() => null, (e: unknown) => e);
       const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
       const type = cause instanceof ApplicationFailure ? cause.type : undefined;
       const end = type === 'ADMISSION_CANCELLED' ? 'CANCELLED' : type === 'ADMISSION_ROLLED_BACK' ? 'ROLLED_BACK' : 'FAILED';
-      return { ...base, runs, end, detail: `${type ?? 'failure'}: ${cause?.message ?? ''}`.slice(0, 300) };
+      return { ...base, end, detail: `${type ?? 'failure'}: ${cause?.message ?? ''}`.slice(0, 300) };
     }
     if (status === 'RUNNING') {
       const state = await client.withDeadline(Date.now() + 10_000, () => handle.query(stateQuery));
       if ((state.stage === 'BLOCKED' || state.stage === 'COMPENSATION_FAILED') && !state.resuming && state.blockers.length + (state.error ? 1 : 0) > 0) {
-        return { ...base, runs, end: 'PARKED', detail: `${state.stage}: ${state.blockers.map((b) => b.kind).join(', ') || state.error?.type}` };
+        return { ...base, end: 'PARKED', detail: `${state.stage}: ${state.blockers.map((b) => b.kind).join(', ') || state.error?.type}` };
       }
-      return { ...base, runs, end: 'RUNNING_NOT_PARKED', detail: `${state.stage}${state.resuming ? ' (resuming)' : ''}` };
+      return { ...base, end: 'RUNNING_NOT_PARKED', detail: `${state.stage}${state.resuming ? ' (resuming)' : ''}` };
     }
-    return { ...base, runs, end: status as Observed['end'], detail: status };
+    return { ...base, end: status as Observed['end'], detail: status };
   }));
 }
 
@@ -137,11 +143,12 @@ export async function checkEnds(ctx: CheckContext, observed: Observed[]): Promis
   const badEnd = observed.filter((o) => !ended.includes(o)).map((o) => `${o.code} (${o.kind}): ${o.end} ${o.detail}`);
   const offPlan = ended.filter((o) => !ALLOWED_ENDS[o.kind].includes(o.end as End)).map((o) => `${o.code} (${o.kind}): ${o.end}, expected ${ALLOWED_ENDS[o.kind].join('|')}`);
 
-  // Visibility: every planned admission is there, and nothing else ran an admission on this task queue.
-  const seen = new Set<string>();
-  await persist(ctx.counter, 'list admissions', async () => {
-    seen.clear();
-    for await (const w of ctx.client.workflow.list({ query: `WorkflowType = 'dotBirthAdmit' AND TaskQueue = '${ctx.taskQueue}'` })) seen.add(w.workflowId);
+  // Visibility: every planned admission is there (observeAll counted its runs from the listing), and
+  // nothing else ran an admission on this task queue.
+  const seen = await ctx.call('list admissions', async () => {
+    const ids = new Set<string>();
+    for await (const w of ctx.client.workflow.list({ query: `WorkflowType = 'dotBirthAdmit' AND TaskQueue = '${ctx.taskQueue}'` })) ids.add(w.workflowId);
+    return ids;
   });
   const planned = new Set(ctx.plan.map((a) => admissionWorkflowId('dot_tools', a.code)));
   const lost = [...planned].filter((id) => !seen.has(id));
@@ -173,25 +180,29 @@ export async function checkBirths(ctx: CheckContext, observed: Observed[]): Prom
              WHERE p.permit_id > :permitMark AND p.state = 'FINALIZED' AND b.entity_code = p.entity_code AND b.collection_name = p.collection_name
                AND b.jsonb_profile -> 'admission' ->> 'permit_id' = p.permit_id::text) AS linked`);
   const c = counts!;
-  // Temporal's side: the admissions that completed (FINALIZED, or finalized and rolled back since).
-  const completed = observed.filter((o) => o.result !== null);
   const births: string[] = [];
   if (c.finalized !== c.births) births.push(`${c.finalized} FINALIZED permits but ${c.births} births`);
   if (c.live_finalized !== c.born) births.push(`${c.live_finalized} FINALIZED permits not rolled back but ${c.born} born births`);
   if (c.rolled_back !== c.retired) births.push(`${c.rolled_back} rolled-back permits but ${c.retired} retired births`);
   if (c.linked !== c.finalized) births.push(`${c.finalized - c.linked} FINALIZED permits without their birth linked`);
-  if (completed.length !== c.finalized) births.push(`Temporal: ${completed.length} admissions completed, the ledger: ${c.finalized} FINALIZED permits`);
-  const resultMismatch = [];
-  if (completed.length) {
-    const { rows } = await ctx.admin.query<{ permit_id: string; birth_id: string | null; row_id: string | null; state: string }>(
-      `SELECT permit_id::text, birth_id::text, row_id::text, state FROM birth_admission_permit WHERE permit_id = ANY($1::bigint[])`,
-      [completed.map((o) => o.result!.permitId)]);
-    const byId = new Map(rows.map((r) => [r.permit_id, r]));
-    for (const o of completed) {
-      const p = byId.get(o.result!.permitId);
-      if (!p || p.state !== 'FINALIZED' || p.birth_id !== o.result!.birthId || p.row_id !== o.result!.rowId) {
-        resultMismatch.push(`${o.code}: result says permit ${o.result!.permitId} birth ${o.result!.birthId}, the ledger ${p ? `${p.state} birth ${p.birth_id}` : 'has no such permit'}`);
-      }
+  // Temporal's side. A live birth's permit is exactly the permit of an admission that ended FINALIZED;
+  // a retired one belongs to an admission rolled back, or cancelled after its insert committed (the
+  // compensation retired what the late commit wrote).
+  const { rows: ledger } = await ctx.admin.query<{ permit_id: string; workflow_id: string | null; birth_id: string | null; row_id: string | null; live: boolean }>(
+    `SELECT permit_id::text, workflow_id, birth_id::text, row_id::text, rollback_txid IS NULL AS live
+       FROM birth_admission_permit WHERE permit_id > $1 AND state = 'FINALIZED'`, [ctx.marks.permitId]);
+  const finalized = new Map(observed.filter((o) => o.end === 'FINALIZED' && o.result).map((o) => [o.result!.permitId, o]));
+  const endOf = new Map(observed.map((o) => [admissionWorkflowId('dot_tools', o.code), o]));
+  for (const p of ledger) {
+    const o = p.workflow_id ? endOf.get(p.workflow_id) : undefined;
+    if (p.live && !finalized.has(p.permit_id)) births.push(`permit ${p.permit_id} is FINALIZED with a live birth, but ${p.workflow_id} ended ${o?.end ?? 'unknown'}`);
+    if (!p.live && !(o && (o.end === 'ROLLED_BACK' || o.end === 'CANCELLED'))) births.push(`permit ${p.permit_id}'s birth is retired, but ${p.workflow_id} ended ${o?.end ?? 'unknown'}`);
+  }
+  const byId = new Map(ledger.map((p) => [p.permit_id, p]));
+  for (const [permitId, o] of finalized) {
+    const p = byId.get(permitId);
+    if (!p || !p.live || p.birth_id !== o.result!.birthId || p.row_id !== o.result!.rowId) {
+      births.push(`${o.code}: its result says permit ${permitId}, birth ${o.result!.birthId}, row ${o.result!.rowId}; the ledger ${p ? `birth ${p.birth_id}, row ${p.row_id}${p.live ? '' : ', rolled back'}` : 'has no FINALIZED permit'}`);
     }
   }
   const twice = await q<{ code: string; n: number }>(`
@@ -206,7 +217,7 @@ export async function checkBirths(ctx: CheckContext, observed: Observed[]): Prom
        AND NOT EXISTS (SELECT 1 FROM dot_tools t WHERE t.code = b.entity_code AND t.id = b.entity_id)`);
   const [rowCount] = await q<{ n: number }>(`SELECT count(*)::int AS n FROM dot_tools WHERE id > :rowMark`);
   return [
-    { name: 'births == FINALIZED permits (and == the admissions Temporal completed)', checked: c.finalized, breaches: limited([...births, ...resultMismatch]), note: `${c.born} born, ${c.retired} retired` },
+    { name: 'births == FINALIZED permits (and == the admissions Temporal completed)', checked: c.finalized, breaches: limited(births), note: `${c.born} born, ${c.retired} retired` },
     { name: 'no code born twice', checked: c.births, breaches: limited(twice.map((t) => `${t.code} ×${t.n}`)) },
     { name: 'no row without its birth', checked: rowCount!.n, breaches: limited(rowsWithout.map((r) => `row ${r.id} (${r.code})`)) },
     { name: 'no birth without its row', checked: c.born, breaches: limited(birthsWithout.map((b) => `birth ${b.id} (${b.code})`)) },
@@ -216,7 +227,7 @@ export async function checkBirths(ctx: CheckContext, observed: Observed[]): Prom
 export async function checkLivePermits(ctx: CheckContext): Promise<Invariant> {
   const { rows } = await ctx.admin.query<{ permit_id: string; state: string; workflow_id: string | null }>(
     `SELECT permit_id::text, state, workflow_id FROM birth_admission_permit WHERE state IN ('REQUESTED', 'RESERVED', 'CONSUMED') ORDER BY permit_id`);
-  const breaches = (await inParallel(rows, 8, (p) => persist(ctx.counter, `owner of permit ${p.permit_id}`, async () => {
+  const breaches = (await inParallel(rows, 8, (p) => ctx.call(`owner of permit ${p.permit_id}`, async () => {
     if (!p.workflow_id) return `permit ${p.permit_id} ${p.state} names no workflow`;
     const handle = ctx.client.workflow.getHandle(p.workflow_id);
     let d;

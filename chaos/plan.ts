@@ -120,7 +120,7 @@ export function drawPlan(seed: string, n: number, opts: { run: 1 | 2; faults: bo
           kind,
           // Spread over the run, not its very start or end, so each fault lands among admissions in flight.
           before: Math.min(n - 1, Math.floor(n * 0.05) + frng.int(0, Math.max(0, Math.floor(n * 0.85) - 1))),
-          holdMs: kind === 'stop-condition' ? frng.int(3_000, 8_000) : frng.int(200, 1_500),
+          holdMs: kind === 'stop-condition' ? frng.int(8_000, 20_000) : frng.int(200, 1_500),
         });
       }
     }

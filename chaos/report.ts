@@ -16,9 +16,13 @@ export type PhaseReport = {
   faults: Record<FaultKind, number>;
   injected: InjectedFault[];
   retries: {
-    /** Activity attempts past the first, from the admissions' histories. */
+    /** Activity-task attempts past the first, from the admissions' histories. */
     activityAttempts: number;
-    /** Workflow tasks that timed out or failed (a worker killed holding one), from the histories. */
+    /** Local-activity attempts past the first (their markers), from the admissions' histories. */
+    localActivityAttempts: number;
+    /** Workflow tasks that timed out (a worker killed holding one; a sticky queue not served in time), from the histories. */
+    workflowTaskTimeouts: number;
+    /** Workflow tasks that failed, from the histories. */
     workflowTaskFailures: number;
     /** The harness's own calls retried while a server was away. */
     clientCalls: number;
@@ -26,7 +30,10 @@ export type PhaseReport = {
     workerRestarts: number;
   };
   operators: { duplicateStarts: number; retry: number; breakGlass: number; cancel: number; rollback: number; refused: number;
-    dimParks: number; dimBreakGlass: number; dimCleared: number; continuedAsNew: number };
+    dimParks: number; dimBreakGlass: number; dimCleared: number; unexpectedParks: number; continuedAsNew: number };
+  /** Admissions that ran more than once (continue-as-new), with their runs, from visibility. */
+  continuedAsNew: Array<{ code: string; kind: string; runs: number }>;
+  /** What the Schedules and the handoff did while the admissions ran (before the end's own ticks). */
   schedules: { permitExpiryTicks: number; driftWatchTicks: number; handoffBatches: number };
   latency: { samples: number; p50: number | null; p95: number | null; p99: number | null; max: number | null };
   throughput: number;
@@ -47,6 +54,8 @@ export type ChaosReport = {
   totalMs: number;
   phases: PhaseReport[];
   ok: boolean;
+  /** The run's scratch folder (servers' data, logs); removed when every invariant held. */
+  workdir: string;
   /** Where the logs are, when they were kept (a breach or a failure). */
   scratch?: string;
 };
@@ -81,18 +90,21 @@ export function formatReport(r: ChaosReport): string {
     ...endKeys.map((k) => [`  ended ${k}`, ...col((p) => p.ends[k] ?? 0)]),
     ['faults injected', ...col((p) => Object.values(p.faults).reduce((a, b) => a + b, 0))],
     ...FaultKind.map((k) => [`  ${FAULT_LABELS[k]}`, ...col((p) => p.faults[k])]),
-    ['retries observed', ...col((p) => p.retries.activityAttempts + p.retries.workflowTaskFailures + p.retries.clientCalls + p.retries.workerRestarts)],
-    ['  activity attempts past the first', ...col((p) => p.retries.activityAttempts)],
-    ['  workflow tasks timed out / failed', ...col((p) => p.retries.workflowTaskFailures)],
+    ['retries observed', ...col((p) => p.retries.activityAttempts + p.retries.localActivityAttempts + p.retries.workflowTaskTimeouts
+      + p.retries.workflowTaskFailures + p.retries.clientCalls + p.retries.workerRestarts)],
+    ['  activity attempts past the first (tasks / local)', ...col((p) => `${p.retries.activityAttempts} / ${p.retries.localActivityAttempts}`)],
+    ['  workflow tasks timed out / failed', ...col((p) => `${p.retries.workflowTaskTimeouts} / ${p.retries.workflowTaskFailures}`)],
     ['  client calls retried (server away)', ...col((p) => p.retries.clientCalls)],
     ['  workers that died on their own, restarted', ...col((p) => p.retries.workerRestarts)],
     ['operators and DOTs', ...col(() => '')],
     ['  duplicate starts (attached)', ...col((p) => p.operators.duplicateStarts)],
     ['  retries / break-glass / cancels / rollbacks', ...col((p) => `${p.operators.retry} / ${p.operators.breakGlass} / ${p.operators.cancel} / ${p.operators.rollback}`)],
     ['  decisions refused (looked at again)', ...col((p) => p.operators.refused)],
-    ['  parks on the stop-condition (break-glass / cleared)', ...col((p) => `${p.operators.dimParks} (${p.operators.dimBreakGlass} / ${p.operators.dimCleared})`)],
+    ['  parks on the stop-condition', ...col((p) => p.operators.dimParks)],
+    ['    of codes the rule admits: break-glass / retried once cleared', ...col((p) => `${p.operators.dimBreakGlass} / ${p.operators.dimCleared}`)],
+    ['  parks on a blocker no fault raised (retried)', ...col((p) => p.operators.unexpectedParks)],
     ['  stuck births continued as new', ...col((p) => p.operators.continuedAsNew)],
-    ['schedules: expiry / drift ticks, handoff batches', ...col((p) => `${p.schedules.permitExpiryTicks} / ${p.schedules.driftWatchTicks} / ${p.schedules.handoffBatches}`)],
+    ['schedules while admitting: expiry / drift ticks, handoff batches', ...col((p) => `${p.schedules.permitExpiryTicks} / ${p.schedules.driftWatchTicks} / ${p.schedules.handoffBatches}`)],
     ['throughput (admissions/s)', ...col((p) => p.throughput.toFixed(2))],
     ['latency admit → FINALIZED, no operator: p50', ...col((p) => ms(p.latency.p50))],
     ['  p95', ...col((p) => ms(p.latency.p95))],

@@ -9,9 +9,10 @@ import proto from '@temporalio/proto';
 import { catchUpGovernanceHandoff, ensureGovernanceHandoff, governanceHandoffWorkflowId } from '../client/handoff.ts';
 import { applySchedules, deleteSchedules, DRIFT_WATCH, PERMIT_EXPIRY, runScheduleNow, scheduleId } from '../client/schedules.ts';
 import { admissionWorkflowId } from '../contracts/admission.ts';
-import { createPool, type Pool } from '../db/pool.ts';
+import pg from 'pg';
+import type { Pool } from '../db/pool.ts';
 import type { ChaosOptions } from './args.ts';
-import { drive, type Outcome } from './driver.ts';
+import { drive, giveUp, type Outcome } from './driver.ts';
 import { FaultInjector, StopCondition } from './faults.ts';
 import {
   checkBirths, checkBreakGlass, checkCatalog, checkEnds, checkHandoff, checkLivePermits, type CheckContext, handoffBehind, type Invariant,
@@ -21,7 +22,7 @@ import { type ChaosPlan, drawPlan, FaultKind } from './plan.ts';
 import { Prng } from './prng.ts';
 import { breachCount, type ChaosReport, machine, percentile, type PhaseReport } from './report.ts';
 import { type ChaosStack, startChaosStack } from './stack.ts';
-import { persist, type RetryCounter, sleep } from './transient.ts';
+import { atMost, boundedCalls, type Call, type RetryCounter, sleep } from './transient.ts';
 import { WorkerFleet } from './workers.ts';
 
 /** The Schedules tick this often in a chaos run (declared: every minute), so a short run sees them work. */
@@ -30,6 +31,7 @@ const SCHEDULE_EVERY_MS = 5_000;
 export type PhaseContext = {
   stack: ChaosStack;
   client: Client;
+  call: Call;
   admin: Pool;
   taskQueue: string;
   database: string;
@@ -52,15 +54,15 @@ export async function runChaos(o: ChaosOptions & { temporalCli?: string; log?: (
   const stack = await startChaosStack({ engine: o.engine, temporalCli: o.temporalCli, log });
   const report: ChaosReport = {
     seed: o.seed, engine: o.engine, engineDescription: stack.engine.describe, admissions: o.admissions, concurrency: o.concurrency, workers: o.workers,
-    machine: machine(), setupMs: Date.now() - t0, totalMs: 0, phases: [], ok: false,
+    machine: machine(), setupMs: Date.now() - t0, totalMs: 0, phases: [], ok: false, workdir: stack.scratch,
   };
   log(`stack up in ${(report.setupMs / 1000).toFixed(1)} s (${Object.entries(stack.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})`);
-  const cleanups: Array<() => Promise<void>> = [];
-  const stopAll = async (keepScratch: boolean) => {
-    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+  const cleanups: Array<(emergency: boolean) => Promise<void>> = [];
+  const stopAll = async (keepScratch: boolean, emergency = false) => {
+    for (const c of cleanups.splice(0).reverse()) await c(emergency).catch(() => undefined);
     await stack.stop({ keepScratch });
   };
-  o.hooks?.started?.(() => stopAll(true));
+  o.hooks?.started?.(() => stopAll(true, true));
   let failed = true;
   try {
     if (o.baseline || !o.faults) report.phases.push(await runPhase(stack, o, { run: 1, faults: false }, log, cleanups));
@@ -81,7 +83,7 @@ async function runPhase(
   o: ChaosOptions & { hooks?: RunHooks },
   which: { run: 1 | 2; faults: boolean },
   log: (line: string) => void,
-  cleanups: Array<() => Promise<void>>,
+  cleanups: Array<(emergency: boolean) => Promise<void>>,
 ): Promise<PhaseReport> {
   const started = Date.now();
   const label = which.faults ? 'faults' : 'no faults';
@@ -90,30 +92,39 @@ async function runPhase(
   const db = await stack.newRunDatabase(which.faults ? 'faults' : 'calm');
   const taskQueue = `chaos-${which.run}-${db.name.slice(-6)}`;
   const counter: RetryCounter = { retries: 0 };
-  const admin = createPool(db.url, { max: 4, applicationName: 'chaos-admin' });
-  const operatorDb = createPool(db.operatorUrl, { max: 4, applicationName: 'chaos-operator' });
+  const admin = harnessPool(db.url, 'chaos-admin', 120_000);
+  const operatorDb = harnessPool(db.operatorUrl, 'chaos-operator', 30_000);
   const connection = await Connection.connect({ address: stack.engine.address });
   const client = new Client({ connection, namespace: stack.namespace });
+  const call = boundedCalls(client, counter, say);
   const fleet = new WorkerFleet({
     home: stack.home, workerUrl: db.workerUrl, temporalAddress: stack.engine.address, namespace: stack.namespace, taskQueue,
     logDir: path.join(stack.scratch, 'logs', which.faults ? 'faults' : 'calm'), size: o.workers, log: say,
   });
   let teardownDone = false;
-  const teardown = async () => {
+  let settled = false;
+  // Bounded at every step: a server that is gone (an interrupted run) must not hold the teardown. The
+  // Temporal connection is closed only once nothing uses it: the client's own gRPC retries of a call
+  // still in flight would throw from a timer on a closed channel.
+  const teardown = async (emergency = false) => {
     if (teardownDone) return;
     teardownDone = true;
-    await deleteSchedules(client, { taskQueue }).catch(() => undefined);
-    await client.workflow.getHandle(governanceHandoffWorkflowId(taskQueue, db.name)).terminate('chaos run over').catch(() => undefined);
+    if (!emergency) {
+      await atMost(15_000, client.withDeadline(Date.now() + 15_000, async () => {
+        await deleteSchedules(client, { taskQueue });
+        await client.workflow.getHandle(governanceHandoffWorkflowId(taskQueue, db.name)).terminate('chaos run over').catch(() => undefined);
+      }));
+    }
     await fleet.stop();
-    await connection.close().catch(() => undefined);
-    await admin.end().catch(() => undefined);
-    await operatorDb.end().catch(() => undefined);
+    if (settled) await atMost(5_000, connection.close());
+    await atMost(5_000, admin.end());
+    await atMost(5_000, operatorDb.end());
   };
   cleanups.push(teardown);
   try {
     await fleet.start();
-    await applySchedules(client, { taskQueue, everyMs: SCHEDULE_EVERY_MS });
-    await ensureGovernanceHandoff(client, { taskQueue, database: db.name });
+    await call('apply the Schedules', () => applySchedules(client, { taskQueue, everyMs: SCHEDULE_EVERY_MS }));
+    await call('start the handoff', () => ensureGovernanceHandoff(client, { taskQueue, database: db.name }));
     const marks = await takeMarks(admin);
     say(`database ${db.name}, task queue ${taskQueue}, ${o.workers} workers polling; ${plan.faults.length} faults planned`);
 
@@ -123,16 +134,31 @@ async function runPhase(
       stack, fleet, admin, database: db.name, stopCondition, counter, rng: new Prng(o.seed).fork(`faults-live-${which.run}`), log: say, startedAt: started,
     });
     const outcomes: Outcome[] = new Array(plan.admissions.length);
-    const driverCtx = { client, taskQueue, operatorDb, counter, stopCondition, seed: o.seed, log: say, deadlineMs: 15 * 60_000 };
+    const phases = new Map<number, string>();
+    const driverCtx = { client, taskQueue, operatorDb, call, phases, stopCondition, seed: o.seed, log: say, deadlineMs: 15 * 60_000 };
     const phaseStart = Date.now();
     let next = 0;
     let done = 0;
-    const progress = setInterval(() => say(`${done}/${plan.admissions.length} admissions settled, ${injector.injected.length}/${plan.faults.length} faults`), 15_000);
+    const progress = setInterval(() => {
+      say(`${done}/${plan.admissions.length} admissions settled, ${injector.injected.length}/${plan.faults.length} faults`);
+      if (phases.size > 0 && phases.size <= 3) for (const p of phases.values()) say(`  still driving ${p}`);
+    }, 15_000);
+    let aborted = false;
     try {
       await Promise.all(Array.from({ length: Math.min(o.concurrency, plan.admissions.length) }, async () => {
-        for (let i = next++; i < plan.admissions.length; i = next++) {
-          await injector.before(i);
-          outcomes[i] = await drive(plan.admissions[i]!, driverCtx);
+        for (let i = next++; i < plan.admissions.length && !aborted; i = next++) {
+          // A fault that could not be injected ends the run: no lane starts another admission.
+          await injector.before(i).catch((err: unknown) => {
+            aborted = true;
+            throw err;
+          });
+          const a = plan.admissions[i]!;
+          outcomes[i] = await drive(a, driverCtx).catch((err: Error) => {
+            // One admission the harness could not drive is not the end of the run: the invariants judge it.
+            say(`${a.code} (${a.kind}): the harness stopped driving it: ${err.message}`);
+            return giveUp(a, err);
+          });
+          phases.delete(i);
           done += 1;
         }
       }));
@@ -141,6 +167,8 @@ async function runPhase(
       clearInterval(progress);
     }
     const admissionPhaseMs = Date.now() - phaseStart;
+    // What the Schedules and the handoff did while the admissions ran, before the end's own ticks.
+    const schedules = await call('schedule counts', () => scheduleCounts(client, admin, taskQueue));
     await stopCondition.clear();
     await fleet.healthy();
     say(`${plan.admissions.length} admissions settled in ${(admissionPhaseMs / 1000).toFixed(1)} s; checking`);
@@ -148,24 +176,25 @@ async function runPhase(
     // ── the end: the handoff catches up, one more tick of each Schedule, then the invariants ──
     const handoff = { taskQueue, database: db.name };
     for (const deadline = Date.now() + 120_000; ;) {
-      const behind = await persist(counter, 'handoff position', () => handoffBehind(admin));
+      const behind = await call('handoff position', () => handoffBehind(admin));
       if (behind === 0) break;
       if (Date.now() > deadline) {
         say(`the handoff is still ${behind} births behind after 120 s`);
         break;
       }
-      await persist(counter, 'wake the handoff', () => catchUpGovernanceHandoff(client, handoff)).catch((err: Error) => say(`wake the handoff: ${err.message}`));
+      await call('wake the handoff', () => catchUpGovernanceHandoff(client, handoff)).catch((err: Error) => say(`wake the handoff: ${err.message}`));
       await sleep(500);
     }
-    await persist(counter, 'permit-expiry tick', () => runScheduleNow(client, scheduleId(taskQueue, PERMIT_EXPIRY.name), { timeoutMs: 60_000 }))
+    await call('permit-expiry tick', () => runScheduleNow(client, scheduleId(taskQueue, PERMIT_EXPIRY.name), { timeoutMs: 60_000 }), 90_000)
       .catch((err: Error) => say(`the permit-expiry tick at the end failed: ${err.message}`));
-    const drift = await persist(counter, 'drift-watch tick', () => runScheduleNow<{ open: number; hard: number }>(client, scheduleId(taskQueue, DRIFT_WATCH.name), { timeoutMs: 60_000 }))
+    const drift = await call('drift-watch tick', () => runScheduleNow<{ open: number; hard: number }>(client, scheduleId(taskQueue, DRIFT_WATCH.name), { timeoutMs: 60_000 }), 90_000)
       .then((r) => r.result, (err: Error) => {
         say(`the drift-watch tick at the end failed: ${err.message}`);
         return null;
       });
-    const ctx: CheckContext = { client, admin, taskQueue, plan: plan.admissions, marks, counter };
-    const schedules = await scheduleCounts(client, admin, taskQueue);
+    const ctx: CheckContext = { client, admin, taskQueue, plan: plan.admissions, marks, call };
+    // A phase shorter than two intervals may see no tick of its own; any longer one must.
+    const expectTicks = admissionPhaseMs > 2 * SCHEDULE_EVERY_MS;
     let observed: Observed[] = [];
     const check = async (): Promise<Invariant[]> => {
       observed = await observeAll(ctx);
@@ -179,24 +208,25 @@ async function runPhase(
         {
           name: 'the Schedules and the handoff ran throughout',
           checked: 3,
-          breaches: [
-            ...(schedules.permitExpiryTicks < 2 ? [`permit-expiry ticked ${schedules.permitExpiryTicks} time(s)`] : []),
-            ...(schedules.driftWatchTicks < 2 ? [`drift-watch ticked ${schedules.driftWatchTicks} time(s)`] : []),
-            ...(schedules.handoffBatches < 1 ? ['the handoff handed nothing off'] : []),
-          ],
+          breaches: expectTicks ? [
+            ...(schedules.permitExpiryTicks < 1 ? ['permit-expiry never ticked while the admissions ran'] : []),
+            ...(schedules.driftWatchTicks < 1 ? ['drift-watch never ticked while the admissions ran'] : []),
+            ...(schedules.handoffBatches < 1 ? ['the handoff handed nothing off while the admissions ran'] : []),
+          ] : [],
+          note: `while admitting: ${schedules.permitExpiryTicks} expiry and ${schedules.driftWatchTicks} drift ticks, ${schedules.handoffBatches} handoff batches`,
         },
       ];
     };
     const invariants = await check();
     const ended = observed;
-    const phaseCtx: PhaseContext = { stack, client, admin, taskQueue, database: db.name, plan, fleet, counter };
+    const phaseCtx: PhaseContext = { stack, client, call, admin, taskQueue, database: db.name, plan, fleet, counter };
     if (o.hooks?.afterChecks) await o.hooks.afterChecks(phaseCtx, check);
 
     const ends: Record<string, number> = {};
     for (const ob of ended) ends[ob.end] = (ends[ob.end] ?? 0) + 1;
     const latencies = outcomes.map((x) => x.latencyMs).filter((v): v is number => v !== null).sort((a, b) => a - b);
     const sum = (f: (x: Outcome) => number) => outcomes.reduce((n, x) => n + f(x), 0);
-    const history = await historyRetries(client, plan, counter);
+    const history = await historyRetries(client, plan, call);
     const report: PhaseReport = {
       label, database: db.name, taskQueue,
       admissions: plan.admissions.length,
@@ -209,8 +239,10 @@ async function runPhase(
         retry: sum((x) => x.decisions.retry), breakGlass: sum((x) => x.decisions.breakGlass), cancel: sum((x) => x.decisions.cancel),
         rollback: sum((x) => x.decisions.rollback), refused: sum((x) => x.decisions.refused),
         dimParks: sum((x) => x.dimParks), dimBreakGlass: sum((x) => x.dimBreakGlass), dimCleared: sum((x) => x.dimCleared),
+        unexpectedParks: sum((x) => x.unexpectedParks),
         continuedAsNew: ended.filter((x) => x.runs > 1).length,
       },
+      continuedAsNew: ended.filter((x) => x.runs > 1).map((x) => ({ code: x.code, kind: x.kind, runs: x.runs })),
       schedules,
       latency: { samples: latencies.length, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99), max: latencies.at(-1) ?? null },
       throughput: plan.admissions.length / (admissionPhaseMs / 1000),
@@ -223,10 +255,12 @@ async function runPhase(
       if (missing.length) say(`fault kinds never injected: ${missing.join(', ')}`);
     }
     report.wallMs = Date.now() - started;
+    if (fleet.builtAtStart) say(`${fleet.builtAtStart} worker(s) built the workflow bundle at start: the code changed under the run's prebuilt one`);
     say(`done: ${breachCount(report)} breach(es)`);
+    settled = true;
     return report;
   } finally {
-    await teardown();
+    await teardown(false);
   }
 }
 
@@ -239,19 +273,43 @@ async function scheduleCounts(client: Client, admin: Pool, taskQueue: string): P
 
 const { EventType } = proto.temporal.api.enums.v1;
 
-/** Retries as the admissions' histories record them: activity attempts past the first, failed or timed-out workflow tasks. */
-async function historyRetries(client: Client, plan: ChaosPlan, counter: RetryCounter): Promise<{ activityAttempts: number; workflowTaskFailures: number }> {
+/**
+ * Retries as the admissions' histories record them: activity attempts past the first (an activity
+ * task's ActivityTaskStarted carries its attempt; a local activity's marker, core_local_activity, its
+ * own), and workflow tasks that failed or timed out (a worker killed while holding one).
+ */
+async function historyRetries(client: Client, plan: ChaosPlan, call: Call): Promise<{
+  activityAttempts: number; localActivityAttempts: number; workflowTaskTimeouts: number; workflowTaskFailures: number;
+}> {
   let activityAttempts = 0;
+  let localActivityAttempts = 0;
+  let workflowTaskTimeouts = 0;
   let workflowTaskFailures = 0;
   let next = 0;
   await Promise.all(Array.from({ length: 8 }, async () => {
     for (let i = next++; i < plan.admissions.length; i = next++) {
-      const history = await persist(counter, 'history', () => client.workflow.getHandle(admissionWorkflowId('dot_tools', plan.admissions[i]!.code)).fetchHistory());
+      const history = await call('history', () => client.workflow.getHandle(admissionWorkflowId('dot_tools', plan.admissions[i]!.code)).fetchHistory());
       for (const e of history.events ?? []) {
         if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) activityAttempts += Math.max(0, (e.activityTaskStartedEventAttributes?.attempt ?? 1) - 1);
-        if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT || e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) workflowTaskFailures += 1;
+        if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT) workflowTaskTimeouts += 1;
+        if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) workflowTaskFailures += 1;
+        const marker = e.markerRecordedEventAttributes;
+        if (marker?.markerName === 'core_local_activity') {
+          const data = marker.details?.data?.payloads?.[0]?.data;
+          const attempt = data ? Number((JSON.parse(Buffer.from(data).toString('utf8')) as { attempt?: number }).attempt ?? 1) : 1;
+          localActivityAttempts += Math.max(0, attempt - 1);
+        }
       }
     }
   }));
-  return { activityAttempts, workflowTaskFailures };
+  return { activityAttempts, localActivityAttempts, workflowTaskTimeouts, workflowTaskFailures };
+}
+
+/** The harness's own sessions: bounded statements and connects, so a query cut off by a fault fails instead of hanging. */
+function harnessPool(url: string, name: string, statementTimeoutMs: number): Pool {
+  const pool = new pg.Pool({
+    connectionString: url, max: 4, application_name: name, connectionTimeoutMillis: 5_000, idleTimeoutMillis: 10_000, statement_timeout: statementTimeoutMs,
+  });
+  pool.on('error', () => undefined); // an idle session cut by a restart is dropped; the next checkout connects afresh
+  return pool;
 }

@@ -72,8 +72,9 @@ export async function startChaosStack(o: { engine: EngineKind; temporalCli?: str
     if (!opts.keepScratch) fs.rmSync(scratch, { recursive: true, force: true });
   };
   try {
-    // The bundle (webpack, CPU-bound) before the servers, so it does not compete with their start.
-    await timed('bundle', () => writeProductionBundle(home));
+    // The bundle (webpack, CPU-bound) while PostgreSQL starts and the world is built (mostly waiting on it).
+    const bundled = timed('bundle', () => writeProductionBundle(home));
+    bundled.catch(() => undefined); // awaited below; a failure must not go unheard meanwhile
     postgres = await timed('postgres', () => startEmbeddedPostgres(pgOpts));
     const adminUrl = postgres.adminUrl;
     o.log(`PostgreSQL 16 (embedded) on 127.0.0.1:${pgOpts.port}, data in ${pgOpts.dataDir}`);
@@ -82,6 +83,7 @@ export async function startChaosStack(o: { engine: EngineKind; temporalCli?: str
       ? startDevEngine({ cli: o.temporalCli ?? (await ensureTemporalCli(config, o.log)), scratch, namespace: config.namespace })
       : startServerEngine({ home: config.home, scratch, namespace: config.namespace, adminUrl, password: randomBytes(12).toString('hex'), log: o.log }));
     o.log(`${engine.describe} on ${engine.address}`);
+    await bundled;
     const stack: ChaosStack = {
       scratch, home, namespace: config.namespace, adminUrl, engine, timings, stop,
       async restartPostgres(downMs) {
@@ -93,7 +95,16 @@ export async function startChaosStack(o: { engine: EngineKind; temporalCli?: str
       },
       async newRunDatabase(label) {
         const name = `bg_chaos_${label}_${randomBytes(3).toString('hex')}`;
-        await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE ${pg.escapeIdentifier(TEMPLATE)}`));
+        // The template's last session may still be on its way out (pg-pool's end() does not wait for it): 55006, try again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await withClient(adminUrl, (c) => c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} TEMPLATE ${pg.escapeIdentifier(TEMPLATE)}`));
+            break;
+          } catch (err) {
+            if ((err as { code?: string }).code !== '55006' || attempt >= 50) throw err;
+            await sleep(100);
+          }
+        }
         const url = withDatabase(adminUrl, name);
         return { name, url, workerUrl: workerUrlFrom(url, WORKER_PASSWORD), operatorUrl: operatorUrl(url) };
       },

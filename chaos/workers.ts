@@ -98,6 +98,7 @@ export class WorkerFleet {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let seen = '';
+    let counted = false;
     let markReady: () => void = () => undefined;
     let failReady: (err: Error) => void = () => undefined;
     const ready = new Promise<void>((resolve, reject) => {
@@ -108,9 +109,9 @@ export class WorkerFleet {
     const onData = (d: Buffer) => {
       out.write(d);
       if (seen.length < 20_000) seen += d.toString();
-      if (/built the workflow bundle now/.test(seen) && !seen.includes('\u0000counted')) {
+      if (!counted && /built the workflow bundle now/.test(seen)) {
+        counted = true;
         this.builtAtStart += 1;
-        seen += '\u0000counted';
       }
       if (/task queue/.test(seen)) {
         clearTimeout(timer);

@@ -190,8 +190,10 @@ export const PLAN: PlanLine[] = [
     async run(c, { before }) {
       const after = await orphanCritical(c);
       const guard = await refused(c, `SELECT * FROM fn_assert_safe_for_dot_action('rp_cleanup')`, []);
-      const ok = before.pivotOrphans > 0 && after === before.orphanCritical - before.pivotOrphans && guard?.sqlstate === 'BG423';
-      return { ok, detail: `orphan_critical_active ${before.orphanCritical} → ${after} (${before.pivotOrphans} pivot orphans born); rp_cleanup guard: ${guard ? `${guard.sqlstate} ${guard.message}` : 'PASSED (expected a refusal)'}` };
+      // An estate already past step 8 (its pivots born at entry) has nothing to drop: the dim must not move.
+      const ok = after === before.orphanCritical - before.pivotOrphans && guard?.sqlstate === 'BG423';
+      const born = before.pivotOrphans > 0 ? `${before.pivotOrphans} pivot orphans born` : 'the pivots were born at entry (step 8 applied)';
+      return { ok, detail: `orphan_critical_active ${before.orphanCritical} → ${after} (${born}); rp_cleanup guard: ${guard ? `${guard.sqlstate} ${guard.message}` : 'PASSED (expected a refusal)'}` };
     },
   },
 ];

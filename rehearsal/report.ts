@@ -1,11 +1,15 @@
 // The rehearsal report in the shape of KB-3A66 (sections 1–9 of that checkpoint): live mutation,
-// entry hash == exit hash, feasibility, the three decisions, blockers. JSON for machines, markdown
-// for the owner; both from the same object.
+// entry hash == exit hash, feasibility, the three decisions, blockers — and, since issue 9 item 6, where
+// it ran: the clone the changes fell on, what is proven there and what on the live estate, and the
+// strongest lock the rehearsal took on each live object. JSON for machines, markdown for the owner;
+// both from the same object.
 import fs from 'node:fs';
 import path from 'node:path';
 import { catalogPart, governedHash } from '../packet/drift.ts';
 import { diffFingerprints, fingerprintHash, keyFunctionHashes, type Fingerprint, type FingerprintDiff } from '../packet/fingerprint.ts';
 import { catalogRowsDiff } from './catalog-rows.ts';
+import type { CloneFidelity, CloneSummary } from './clone.ts';
+import { lockRank, type LiveLockReport } from './live-locks.ts';
 import type { PlanRun, RehearsalFacts, SequenceMove, StepRehearsal } from './rehearse.ts';
 
 /** KB-3A66 §9: the blockers that are authority, not engineering; no rehearsal can clear them. */
@@ -16,6 +20,25 @@ export const AUTHORITY_BLOCKERS = [
   'Human OSPA ≥ 1 — governance ACTIVATION only, not birth — KB-3A66 §9.4',
   'Owner identity decision: dot_iu_command_catalog (54) + 6 REAL_MISSING phantoms — KB-3A66 §9.5',
 ] as const;
+
+/** Issue 9 item 6: what the rehearsal proves where. The clone is tied to the live state by its fingerprint. */
+export const PROVEN_ON = {
+  clone: [
+    'every step\'s up.sql and verify.sql, in one transaction (steps 4/5 derive their patch from the clone\'s copy of the live body: byte-identical, same md5)',
+    'the composite index build (non-concurrent) and the USING INDEX promotion at full size, with their lock windows',
+    'the KB-7D57 post-apply test plan, line by line; ENABLE ALWAYS of the governed triggers',
+    'the composite feasibility probes, on the copied rows',
+  ],
+  live: [
+    'the clone equals the live state: its catalog fingerprint, read inside the transaction, is the live one\'s (function OIDs aside) under one snapshot',
+    'entry fingerprint == exit fingerprint and the raw catalog rows, read before BEGIN and after the ROLLBACK; no sequence advanced',
+    'the strongest lock on each live object (ACCESS SHARE at most), from the rehearsal\'s own backend and pg_locks sampled from another session; the sessions that waited on it',
+  ],
+  notHere: [
+    'CREATE INDEX CONCURRENTLY itself cannot run in a transaction: the apply\'s online build under a writer is `npm run bench -- packet` (b)',
+    'database-wide objects cannot be cloned: the packet\'s roles (step 1) and event triggers are created, and the live event triggers altered (step 16), as uncommitted catalog rows that no other session sees',
+  ],
+} as const;
 
 const PERMIT_LINES = ['new-code-born-once', 'no-permit-blocked', 'valid-permit-finalized'];
 const FINALIZE_LINES = ['valid-permit-finalized'];
@@ -30,13 +53,26 @@ export type RehearsalReport = {
   status: 'PASS' | 'FAIL';
   durationMs: number;
   transactionMs: number;
+  /** Live writers could have been blocked this long (a write-blocking lock on a live object to the ROLLBACK); 0 on a clean run. */
   writeBlockingMs: number;
+  clone: {
+    verdict: 'EXACT' | 'DIFFERS' | 'NOT_BUILT';
+    summary: CloneSummary | null;
+    fidelity: CloneFidelity | null;
+    provenOn: typeof PROVEN_ON;
+  };
+  liveLocks: LiveLockReport;
   liveMutation: {
     verdict: 'NONE' | 'DETECTED';
     catalogRowsEqual: boolean;
     differingCatalogs: string[];
-    /** Not rolled back by any ROLLBACK: sequence values only (gaps, no rows). */
+    /** Not rolled back by any ROLLBACK: live sequences the rehearsal advanced (gaps, no rows). */
     nonTransactional: SequenceMove[];
+    /**
+     * Live sequences that moved meanwhile but not by the rehearsal: it never held them in more than
+     * ACCESS SHARE, and nextval takes ROW EXCLUSIVE — concurrent writers did.
+     */
+    movedByOthers: SequenceMove[];
   };
   entryExit: {
     equal: boolean;
@@ -91,12 +127,17 @@ export function buildReport(f: RehearsalFacts): RehearsalReport {
   const finalizeOk = ranAll && lineOk(f.plan, FINALIZE_LINES) && f.triggers.length > 0 && notAlways.length === 0;
 
   const engineering: string[] = [];
+  if (f.liveLocks.stronger.length) {
+    engineering.push(`live objects held in more than ACCESS SHARE: ${f.liveLocks.stronger.map((l) => `${l.object} ${l.mode}`).join(', ')}`);
+  }
   if (mutation) engineering.push(`live mutation detected: fingerprint ${equal ? 'equal' : 'DIFFERS'}; catalog rows differ in ${differingCatalogs.join(', ') || 'none'}`);
   if (f.failure) engineering.push(f.failure);
   for (const s of f.steps.filter((x) => !x.ok)) if (!f.failure?.startsWith(`step ${s.step} `)) engineering.push(`step ${s.step}: ${s.detail}`);
   for (const p of f.plan.filter((x) => !x.ok)) engineering.push(`plan line "${p.line}" failed: ${p.detail}`);
   if (notAlways.length) engineering.push(`governed triggers not ENABLE ALWAYS: ${notAlways.map((t) => `${t.trigger}=${t.enabled}`).join(', ')}`);
 
+  const seqModes = new Map(f.liveLocks.objects.filter((o) => o.kind === 'sequence').map((o) => [o.object.replace(/"/g, ''), o.mode]));
+  const advancedHere = (x: SequenceMove) => lockRank(seqModes.get(`public.${x.sequence}`) ?? '') >= lockRank('RowExclusiveLock');
   const entryFns = keyFunctionHashes(f.entry);
   const exitFns = keyFunctionHashes(f.exit);
   return {
@@ -105,12 +146,22 @@ export function buildReport(f: RehearsalFacts): RehearsalReport {
     database: f.database,
     serverVersion: f.serverVersion,
     date: f.startedAt,
-    executionMode: 'one BEGIN … ROLLBACK on the live state (non-concurrent index build inside it), under the packet advisory lock',
+    executionMode: 'one BEGIN … ROLLBACK (REPEATABLE READ) under the packet advisory lock: an exact clone of schema public built inside it, the live schema renamed out of the way for this transaction only; every step (the index build non-concurrent) and the test plan on the clone; the live objects only read',
     status: engineering.length === 0 ? 'PASS' : 'FAIL',
     durationMs: Math.round(f.durationMs),
     transactionMs: Math.round(f.transactionMs),
     writeBlockingMs: Math.round(f.writeBlockingMs),
-    liveMutation: { verdict: mutation ? 'DETECTED' : 'NONE', catalogRowsEqual: differingCatalogs.length === 0, differingCatalogs, nonTransactional: f.sequences },
+    clone: {
+      verdict: !f.clone || !f.fidelity ? 'NOT_BUILT' : f.fidelity.equal ? 'EXACT' : 'DIFFERS',
+      summary: f.clone ?? null,
+      fidelity: f.fidelity ?? null,
+      provenOn: PROVEN_ON,
+    },
+    liveLocks: f.liveLocks,
+    liveMutation: {
+      verdict: mutation ? 'DETECTED' : 'NONE', catalogRowsEqual: differingCatalogs.length === 0, differingCatalogs,
+      nonTransactional: f.sequences.filter(advancedHere), movedByOthers: f.sequences.filter((x) => !advancedHere(x)),
+    },
     entryExit: {
       equal,
       entryHash: fingerprintHash(entryCat),
@@ -162,12 +213,16 @@ export function renderMarkdown(r: RehearsalReport): string {
   const L: string[] = [
     `# ${r.title}`, '',
     `Date: ${r.date} · Database: ${r.database} (PostgreSQL ${r.serverVersion}) · Final status: **${r.status}**`,
-    `Execution mode: ${r.executionMode}. Duration ${r.durationMs} ms; the transaction ${r.transactionMs} ms, of which writers to birth_registry/dot_tools were blocked ${r.writeBlockingMs} ms (from the index build to the ROLLBACK — run it off-peak).`, '',
+    `Execution mode: ${r.executionMode}. Duration ${r.durationMs} ms; the transaction ${r.transactionMs} ms${r.clone.summary ? `, of which the clone ${r.clone.summary.ms.total} ms` : ''}; live writers blockable ${r.writeBlockingMs} ms.`, '',
     '## 1. Live mutation', '',
-    `**${r.liveMutation.verdict}.** Every step and every plan line ran inside one BEGIN…ROLLBACK. Raw catalog rows equal: ${yes(r.liveMutation.catalogRowsEqual)}${r.liveMutation.differingCatalogs.length ? ` (differ: ${r.liveMutation.differingCatalogs.join(', ')})` : ''}.`,
+    `**${r.liveMutation.verdict}.** Every step and every plan line ran inside one BEGIN…ROLLBACK, on the clone (§9). Raw catalog rows equal: ${yes(r.liveMutation.catalogRowsEqual)}${r.liveMutation.differingCatalogs.length ? ` (differ: ${r.liveMutation.differingCatalogs.join(', ')})` : ''}.`,
+    liveLockLine(r.liveLocks),
     r.liveMutation.nonTransactional.length
       ? `Non-transactional side effects (sequences are never rolled back; gaps only, no rows): ${r.liveMutation.nonTransactional.map((s) => `${s.sequence} ${s.before ?? '∅'}→${s.after ?? '∅'}`).join(', ')}.`
-      : 'No sequence advanced.', '',
+      : 'No live sequence advanced by the rehearsal.',
+    ...(r.liveMutation.movedByOthers.length
+      ? [`Moved meanwhile by other sessions (the rehearsal held them in ACCESS SHARE at most; nextval takes ROW EXCLUSIVE): ${r.liveMutation.movedByOthers.map((s) => `${s.sequence} ${s.before ?? '∅'}→${s.after ?? '∅'}`).join(', ')}.`]
+      : []), '',
     '## 2. Entry hash == exit hash', '',
     `**${yes(e.equal)}.** entry ${e.entryHash} · exit ${e.exitHash}`,
     `Governed hash (for \`birthgate apply --expect\`): ${e.governedHash}`, '',
@@ -180,11 +235,11 @@ export function renderMarkdown(r: RehearsalReport): string {
     ...(e.diff.length ? ['', 'Differences:', ...e.diff.map((d) => `- ${d.path}: ${JSON.stringify(d.before)} → ${JSON.stringify(d.after)}`)] : []), '',
     '## 3. dot_tools pilot feasibility', '',
     `**${r.feasibility.verdict}.** ${r.feasibility.detail}`, '',
-    '| step | title | ran | ok | ms | locks added | detail |', '|---|---|---|---|---|---|---|',
+    '| step | title | ran | ok | ms | lock held (clone) | detail |', '|---|---|---|---|---|---|---|',
     ...r.feasibility.steps.map((s) => `| ${s.step} | ${s.title} | ${s.ran ? 'yes' : 'skipped'} | ${s.ok ? 'ok' : 'FAIL'} | ${s.ms.toFixed(1)} | ${s.locks.join(', ')} | ${s.detail.replace(/\|/g, '\\|').slice(0, 160)} |`), '',
     '## 4. Composite-unique decision', '',
     `**${r.composite.verdict}.** ${r.composite.detail}`,
-    `Lock window — index build (non-concurrent here; CONCURRENTLY in the apply): ${r.composite.lockWindow.indexBuild ? `${ms(r.composite.lockWindow.indexBuild.ms)} holding ${r.composite.lockWindow.indexBuild.locks.join(', ') || '—'}` : 'not run'}; USING INDEX promotion: ${r.composite.lockWindow.promotion ? `${ms(r.composite.lockWindow.promotion.ms)} holding ${r.composite.lockWindow.promotion.locks.join(', ') || '—'}` : 'not run'}.`,
+    `Lock window, measured on the clone at full size — index build (non-concurrent here; CONCURRENTLY in the apply, writers go on): ${r.composite.lockWindow.indexBuild ? `${ms(r.composite.lockWindow.indexBuild.ms)} holding ${r.composite.lockWindow.indexBuild.locks.join(', ') || '—'}` : 'not run'}; USING INDEX promotion (the apply's ACCESS EXCLUSIVE window): ${r.composite.lockWindow.promotion ? `${ms(r.composite.lockWindow.promotion.ms)} holding ${r.composite.lockWindow.promotion.locks.join(', ') || '—'}` : 'not run'}.`,
     `Probes (KB-2590 §3): ${Object.entries(r.composite.probes).map(([k, v]) => `${k}=${v}`).join(', ')}`, '',
     '## 5. Permit-table decision', '', `**${r.permitTable.verdict}.** ${r.permitTable.detail}`, '',
     '## 6. Finalize-trigger decision', '', `**${r.finalizeTrigger.verdict}.** ${r.finalizeTrigger.detail}`,
@@ -196,8 +251,50 @@ export function renderMarkdown(r: RehearsalReport): string {
     r.blockers.engineering.length ? 'Engineering:' : 'Engineering: none — nothing blocks the engineering.',
     ...r.blockers.engineering.map((b) => `- ${b}`), '',
     'Authority (not engineering):', ...r.blockers.authority.map((b) => `- ${b}`), '',
+    ...cloneSection(r), '',
   ];
   return `${L.join('\n')}\n`;
+}
+
+function liveLockLine(l: LiveLockReport): string {
+  const held = l.stronger.length
+    ? `**more than ACCESS SHARE on ${l.stronger.map((x) => `${x.object} (${x.mode})`).join(', ')}**`
+    : `**ACCESS SHARE at most** on the ${l.objects.length} live objects it read (${l.untouched} never locked)`;
+  const waited = l.blocked.length
+    ? `sessions that waited on it: ${l.blocked.map((b) => `pid ${b.pid} ${b.application || '?'} (${b.waitEvent}, ${b.samples} samples): ${b.query.slice(0, 80)}`).join('; ')}`
+    : 'no session ever waited on it';
+  const why = (catalog: string) => /^pg_auth(id|_members)$/.test(catalog)
+    ? ' (step 1\'s roles: role DDL elsewhere in the cluster waits for the ROLLBACK; births and logins do not)'
+    : '';
+  const catalogs = l.catalogs.length
+    ? ` System catalogs held in more than ROW EXCLUSIVE: ${l.catalogs.map((c) => `${c.catalog} ${c.mode}${why(c.catalog)}`).join(', ')}.`
+    : '';
+  return `Live locks: ${held}; ${waited} (pg_locks and pg_blocking_pids sampled every ${l.sampleMs} ms from another session, ${l.samples} samples, and read on the rehearsal's own backend after every step and plan line; at most ${l.peakLocksHeld} locks held at once, the clone's included).${catalogs}`;
+}
+
+function cloneSection(r: RehearsalReport): string[] {
+  const c = r.clone.summary;
+  const f = r.clone.fidelity;
+  const groups = new Map<string, string[]>();
+  for (const o of r.liveLocks.objects) {
+    const k = `${o.mode}|${o.kind}`;
+    groups.set(k, [...(groups.get(k) ?? []), o.object.replace(/^public\./, '')]);
+  }
+  const rows = [...groups].sort(([a], [b]) => lockRank(b.split('|')[0]!) - lockRank(a.split('|')[0]!) || a.localeCompare(b));
+  return [
+    '## 9. Where it ran: the clone and the live estate', '',
+    `**Clone ${r.clone.verdict}.** ${c
+      ? `Schema public rebuilt inside the transaction (the live schema is \`${c.liveSchema}\` there, and only there): ${c.tables} tables (${c.unloggedTables} UNLOGGED) with all ${c.rows.toLocaleString('en-US')} rows, ${c.sequences} sequences, ${c.functions} functions, ${c.views} views, ${c.constraints} keys and foreign keys, ${c.indexes} indexes, ${c.triggers} triggers, owners and privileges; live event triggers paused while building: ${c.eventTriggersPaused.join(', ') || 'none'}. ms: read ${c.ms.read}, structure ${c.ms.structure}, rows ${c.ms.rows}, keys and indexes ${c.ms.keysAndIndexes}, triggers and privileges ${c.ms.triggersAndPrivileges}, analyze ${c.ms.analyze}, total ${c.ms.total}.`
+      : 'Not built: nothing was rehearsed (see blockers).'}`,
+    f ? `Clone fingerprint ${f.cloneHash.slice(0, 16)}… ${f.equal ? '==' : '≠'} live ${f.liveHash.slice(0, 16)}… (function OIDs aside)${f.equal ? '' : `: ${f.diff.slice(0, 10).map((d) => d.path).join(', ')}`}.` : '', '',
+    'Proven on the clone:', ...r.clone.provenOn.clone.map((x) => `- ${x}`), '',
+    'Proven on the live estate:', ...r.clone.provenOn.live.map((x) => `- ${x}`), '',
+    'Not proven here:', ...r.clone.provenOn.notHere.map((x) => `- ${x}`), '',
+    'Strongest lock the rehearsal took on each live object:', '',
+    '| mode | kind | objects |', '|---|---|---|',
+    ...rows.map(([k, names]) => `| ${k.split('|')[0]} | ${k.split('|')[1]} | ${names.join(', ')} |`),
+    ...(r.liveLocks.catalogs.length ? ['', `System catalogs: ${r.liveLocks.catalogs.map((x) => `${x.catalog} ${x.mode}`).join(', ')}.`] : []),
+  ];
 }
 
 /** Write `<base>.md` and `<base>.json`; returns both paths. */

@@ -3,11 +3,8 @@
 // operator's cluster runs, for `birthgate stack up --temporal server`, the real-server tests and the
 // benchmarks. The dev server (stack/temporal.ts) stays the default.
 //
-// - The binaries come from the Go module proxy: `go install go.temporal.io/server/cmd/server@v1.32.2`
-//   and `…/cmd/tools/sql@…` (temporal-sql-tool), built once into <BIRTHGATE_HOME>/tools/temporal-server/
-//   v1.32.2/ (git-ignored) with the module's PostgreSQL schemas beside them, and reused from then on.
-//   The module needs Go ≥ 1.26.10; any Go ≥ 1.21 on PATH fetches that toolchain through the proxy
-//   (GOTOOLCHAIN). The shared Go build cache makes a rebuild take seconds; cold it takes ~5 minutes.
+// - The binaries: Temporal Server 1.32.2 and temporal-sql-tool built from the Go module proxy, once
+//   (stack/temporal-server/build.ts).
 // - The databases `temporal` and `temporal_visibility` are created next to the estate (the embedded
 //   PostgreSQL or DATABASE_URL's server), owned by a login role `temporal` that can do nothing else,
 //   and migrated with temporal-sql-tool. Never the estate's database: a name that collides is refused.
@@ -31,20 +28,17 @@ import { withClient, withDatabase } from '../db/pool.ts';
 import { searchAttributeCliTypes } from '../contracts/search-attributes.ts';
 import { isPortFree, waitFor } from './ports.ts';
 import { ensureSearchAttributes, stopChild, type RunningTemporal } from './temporal.ts';
+import { SCHEMA_DIRS, TEMPORAL_SERVER_VERSION, ensureTemporalServerBuild, type TemporalServerBuild } from './temporal-server/build.ts';
+
+export {
+  ensureTemporalServerBuild, GO_TOOLCHAIN, SCHEMA_DIRS, TEMPORAL_SERVER_VERSION, temporalServerBuildDir, type TemporalServerBuild,
+} from './temporal-server/build.ts';
 
 const run = promisify(execFile);
-
-/** The server we build and test; temporal-compose.yml names the same version (test/compose.test.ts). */
-export const TEMPORAL_SERVER_VERSION = '1.32.2';
-/** The toolchain the module's go.mod requires; a Go ≥ 1.21 on PATH downloads it as a module. */
-export const GO_TOOLCHAIN = 'go1.26.10';
-const MODULE = 'go.temporal.io/server';
 
 export const TEMPLATE_DIR = path.join(projectRoot, 'stack', 'temporal-server');
 export const CONFIG_TEMPLATE = path.join(TEMPLATE_DIR, 'config.template.yaml');
 export const DYNAMIC_CONFIG = path.join(TEMPLATE_DIR, 'dynamicconfig.yaml');
-/** Under the module's `schema/` (and the admin-tools image's /etc/temporal/schema/). */
-export const SCHEMA_DIRS = { persistence: 'postgresql/v12/temporal/versioned', visibility: 'postgresql/v12/visibility/versioned' } as const;
 /**
  * History shards: fixed when the cluster's database is first set up, never changed afterwards.
  * 4 for the one-process server here (each shard runs its own queue readers against PostgreSQL, so
@@ -54,107 +48,13 @@ export const SCHEMA_DIRS = { persistence: 'postgresql/v12/temporal/versioned', v
 export const NUM_HISTORY_SHARDS = 4;
 /** How long closed workflows stay visible (a parked birth is open, whatever its age). */
 export const NAMESPACE_RETENTION_SECONDS = 7 * 24 * 3600;
+/** The frontend's HTTP API path a health check calls (GetSystemInfo): temporal-compose.yml's, tested here. */
+export const SERVER_HEALTH_PATH = '/api/v1/system-info';
 /** The login Temporal's databases belong to. */
 export const TEMPORAL_DB_ROLE = 'temporal';
 
 export type TemporalDatabases = { persistence: string; visibility: string };
 export const DEFAULT_TEMPORAL_DATABASES: TemporalDatabases = { persistence: 'temporal', visibility: 'temporal_visibility' };
-
-export type TemporalServerBuild = {
-  dir: string;
-  server: string;
-  sqlTool: string;
-  /** The module's `schema/` folder, copied beside the binaries. */
-  schemaRoot: string;
-  /** Whether this call built it (false: an earlier build was reused). */
-  built: boolean;
-};
-
-const BuildManifestSchema = z.object({ version: z.string(), goToolchain: z.string(), builtAt: z.string(), seconds: z.number() });
-
-export function temporalServerBuildDir(home: string): string {
-  return path.join(home, 'tools', 'temporal-server', `v${TEMPORAL_SERVER_VERSION}`);
-}
-
-function buildIn(dir: string): Omit<TemporalServerBuild, 'built'> {
-  return { dir, server: path.join(dir, 'bin', 'temporal-server'), sqlTool: path.join(dir, 'bin', 'temporal-sql-tool'), schemaRoot: path.join(dir, 'schema') };
-}
-
-/** A complete earlier build: its manifest names this version, and its sql tool runs and says so. */
-async function usableBuild(dir: string): Promise<boolean> {
-  const b = buildIn(dir);
-  try {
-    const manifest = BuildManifestSchema.parse(JSON.parse(fs.readFileSync(path.join(dir, 'build.json'), 'utf8')));
-    if (manifest.version !== TEMPORAL_SERVER_VERSION || !fs.existsSync(b.server)) return false;
-    if (!Object.values(SCHEMA_DIRS).every((d) => fs.existsSync(path.join(b.schemaRoot, d)))) return false;
-    const { stdout } = await run(b.sqlTool, ['--version'], { timeout: 20_000 });
-    return stdout.includes(TEMPORAL_SERVER_VERSION);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The server and temporal-sql-tool of TEMPORAL_SERVER_VERSION, built into <home>/tools/ unless an
- * earlier build is there. Built in a temporary folder beside the target and moved in with one rename,
- * so a concurrent builder (the real-server test and a bench at once) finds a complete build or none.
- */
-export async function ensureTemporalServerBuild(home: string, log: (line: string) => void = () => undefined, opts: { timeoutMs?: number } = {}): Promise<TemporalServerBuild> {
-  const target = temporalServerBuildDir(home);
-  if (await usableBuild(target)) return { ...buildIn(target), built: false };
-  const parent = path.dirname(target);
-  fs.mkdirSync(parent, { recursive: true });
-  const tmp = fs.mkdtempSync(path.join(parent, `.build-v${TEMPORAL_SERVER_VERSION}-`));
-  const started = Date.now();
-  const env = { ...process.env, GOBIN: path.join(tmp, 'gobin'), GOTOOLCHAIN: GO_TOOLCHAIN, GOFLAGS: '' };
-  try {
-    log(`building Temporal server ${TEMPORAL_SERVER_VERSION} from the Go module proxy (${GO_TOOLCHAIN}; ~5 min cold, seconds with a warm Go build cache) …`);
-    try {
-      await run('go', ['install', `${MODULE}/cmd/server@v${TEMPORAL_SERVER_VERSION}`, `${MODULE}/cmd/tools/sql@v${TEMPORAL_SERVER_VERSION}`], {
-        env, timeout: opts.timeoutMs ?? 900_000, maxBuffer: 16 * 1024 * 1024,
-      });
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException & { stderr?: string; killed?: boolean };
-      if (e.code === 'ENOENT') throw new Error(`building Temporal server ${TEMPORAL_SERVER_VERSION} needs Go on PATH (any Go ≥ 1.21 fetches ${GO_TOOLCHAIN} itself)`);
-      if (e.killed) throw new Error(`building Temporal server ${TEMPORAL_SERVER_VERSION} did not finish within ${Math.round((opts.timeoutMs ?? 900_000) / 1000)} s`);
-      throw new Error(`go install ${MODULE}@v${TEMPORAL_SERVER_VERSION} failed: ${(e.stderr || e.message).trim().split('\n').slice(-5).join(' | ')}`);
-    }
-    // The schemas are the module's own: the same files the admin-tools image ships.
-    const { stdout } = await run('go', ['mod', 'download', '-json', `${MODULE}@v${TEMPORAL_SERVER_VERSION}`], { env, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
-    const moduleDir = z.object({ Dir: z.string() }).parse(JSON.parse(stdout)).Dir;
-    const b = buildIn(tmp);
-    fs.mkdirSync(path.dirname(b.server), { recursive: true });
-    fs.renameSync(path.join(tmp, 'gobin', 'server'), b.server);
-    fs.renameSync(path.join(tmp, 'gobin', 'sql'), b.sqlTool);
-    fs.cpSync(path.join(moduleDir, 'schema', 'postgresql'), path.join(b.schemaRoot, 'postgresql'), { recursive: true });
-    writable(b.schemaRoot); // the module cache is read-only, and so would the copy be
-    fs.rmSync(path.join(tmp, 'gobin'), { recursive: true, force: true });
-    const seconds = Math.round((Date.now() - started) / 1000);
-    fs.writeFileSync(path.join(tmp, 'build.json'), `${JSON.stringify({ version: TEMPORAL_SERVER_VERSION, goToolchain: GO_TOOLCHAIN, builtAt: new Date().toISOString(), seconds }, null, 2)}\n`);
-    if (fs.existsSync(target)) {
-      if (await usableBuild(target)) return { ...buildIn(target), built: false }; // a concurrent build won
-      fs.rmSync(target, { recursive: true, force: true });
-    }
-    try {
-      fs.renameSync(tmp, target);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (!((code === 'ENOTEMPTY' || code === 'EEXIST') && (await usableBuild(target)))) throw err;
-    }
-    log(`Temporal server ${TEMPORAL_SERVER_VERSION} built in ${seconds} s: ${target}`);
-    return { ...buildIn(target), built: true };
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-function writable(dir: string): void {
-  fs.chmodSync(dir, 0o755);
-  for (const f of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (f.isDirectory()) writable(path.join(dir, f.name));
-    else fs.chmodSync(path.join(dir, f.name), 0o644);
-  }
-}
 
 const identifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case PostgreSQL identifier');
 
@@ -181,18 +81,30 @@ export async function prepareTemporalDatabases(o: {
     try {
       // Cluster-wide: concurrent starters on one cluster (tests, a bench) take turns creating it.
       await c.query('LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE');
-      const exists = (await c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [TEMPORAL_DB_ROLE])).rowCount! > 0;
-      const ddl = await c.query<{ sql: string }>(
-        exists
-          ? 'SELECT format($q$ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L$q$, $1::text, $2::text) AS sql'
-          : 'SELECT format($q$CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L$q$, $1::text, $2::text) AS sql',
-        [TEMPORAL_DB_ROLE, o.password]);
-      await c.query(ddl.rows[0]!.sql);
+      const role = await c.query<{ super: boolean; createdb: boolean; createrole: boolean }>(
+        'SELECT rolsuper AS super, rolcreatedb AS createdb, rolcreaterole AS createrole FROM pg_roles WHERE rolname = $1', [TEMPORAL_DB_ROLE]);
+      if (role.rowCount === 0) {
+        const ddl = await c.query<{ sql: string }>(
+          'SELECT format($q$CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L$q$, $1::text, $2::text) AS sql',
+          [TEMPORAL_DB_ROLE, o.password]);
+        await c.query(ddl.rows[0]!.sql);
+        o.log?.(`created login ${TEMPORAL_DB_ROLE}`);
+      } else if (role.rows[0]!.super || role.rows[0]!.createdb || role.rows[0]!.createrole) {
+        // Somebody else's role of that name (another Temporal on a shared server?): never reused with more rights.
+        throw new Error(`the role ${TEMPORAL_DB_ROLE} exists with SUPERUSER, CREATEDB or CREATEROLE: refusing to run Temporal as it`);
+      }
       await c.query('COMMIT');
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       throw err;
     }
+    // An existing login keeps its password (another server may use it): ours must be the one it has.
+    const asTemporal = new URL(o.adminUrl);
+    asTemporal.username = TEMPORAL_DB_ROLE;
+    asTemporal.password = o.password;
+    await withClient(asTemporal.toString(), (t) => t.query('SELECT 1')).catch((err: Error) => {
+      throw new Error(`cannot log in as ${TEMPORAL_DB_ROLE} with BIRTHGATE_TEMPORAL_DB_PASSWORD's password: ${err.message}`);
+    });
     for (const db of names) {
       const found = await c.query<{ owner: string }>('SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1', [db]);
       if (found.rowCount === 0) {
@@ -280,6 +192,9 @@ async function lowFreePort(taken: Set<number>): Promise<number> {
   throw new Error(`no free port between 20000 and ${MAX_SERVER_PORT} for the Temporal server`);
 }
 
+/** A free port the server can use (tests and `stack up` choosing one). */
+export const freeServerPort = (): Promise<number> => lowFreePort(new Set());
+
 /** The frontend's gRPC port as asked (or one drawn); every internal port free right now (they only bind 127.0.0.1). */
 async function allocatePorts(frontendPort: number | undefined): Promise<ServerPorts> {
   const taken = new Set<number>(frontendPort ? [frontendPort] : []);
@@ -290,6 +205,11 @@ async function allocatePorts(frontendPort: number | undefined): Promise<ServerPo
     matching: await next(), matchingMembership: await next(),
     worker: await next(), workerMembership: await next(),
   };
+}
+
+/** The variables the template reads only under `if env "…"`: a feature that is off without them. */
+export function optionalTemplateVariables(template = fs.readFileSync(CONFIG_TEMPLATE, 'utf8')): string[] {
+  return [...new Set([...template.matchAll(/if env "([A-Z0-9_]+)"/g)].map((m) => m[1]!))].sort();
 }
 
 /** The variables the template reads with no default: the server cannot start without them. */
@@ -439,6 +359,8 @@ export async function startTemporalServerOn(o: {
   dropOnStop?: boolean;
   log?: (line: string) => void;
   buildTimeoutMs?: number;
+  /** `host:port` for the server's own Prometheus metrics (the template's PROMETHEUS_ENDPOINT); off by default. */
+  metricsEndpoint?: string;
 }): Promise<RunningTemporalServer> {
   const build = await ensureTemporalServerBuild(o.home, o.log, { timeoutMs: o.buildTimeoutMs });
   const databases = o.databases ?? DEFAULT_TEMPORAL_DATABASES;
@@ -461,6 +383,7 @@ export async function startTemporalServerOn(o: {
       frontendPort: o.frontendPort,
       namespace: o.namespace,
       logFile: o.logFile,
+      metricsEndpoint: o.metricsEndpoint,
     });
     return {
       ...server,
