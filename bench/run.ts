@@ -12,6 +12,7 @@ import { startEphemeralStack } from '../stack/ephemeral.ts';
 import { formatReport, makeFreshDatabase, type BenchContext, type BenchReport } from './context.ts';
 import { startTemporalServerOn, throwawayDatabases, type RunningTemporalServer } from '../stack/temporal-server.ts';
 import { compareEngines } from './scale-out.ts';
+import { installWorkerRuntime } from '../observability/runtime.ts';
 
 type Bench = { name: string; module: string; run: (ctx: BenchContext) => Promise<BenchReport[]> };
 
@@ -45,8 +46,19 @@ const all = (
 ).filter((b): b is Bench => b !== undefined);
 const selected = wanted.length ? all.filter((b) => wanted.includes(b.name)) : all;
 
-const stack = await startEphemeralStack(config, log);
 let server: RunningTemporalServer | undefined;
+const stack = await startEphemeralStack(config, log);
+// A benchmark stopped by a signal still stops the servers it started (they would outlive it otherwise).
+const onSignal = (signal: NodeJS.Signals) => {
+  log(`${signal}: stopping the servers this run started …`);
+  void Promise.allSettled([server?.stop(), stack.stop()]).then(() => process.exit(130));
+};
+process.once('SIGINT', onSignal);
+process.once('SIGTERM', onSignal);
+// The workers in this process log as a production worker does (JSON lines at INFO, the default), into
+// a file beside the run's servers: the cost is measured, and the tables stay readable.
+const workerLog = fs.createWriteStream(path.join(stack.scratch, 'bench-worker.log'));
+installWorkerRuntime({ format: 'json', level: 'INFO', write: (line) => workerLog.write(`${line}\n`), metrics: null });
 /** The real server: the stack's own under BIRTHGATE_TEMPORAL_ENGINE=server, else one started beside it on its cluster. */
 const realServerAddress = async (): Promise<string> => {
   if (stack.engine === 'server') return stack.temporalAddress;

@@ -32,6 +32,9 @@ const EnvSchema = z.object({
   BIRTHGATE_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   BIRTHGATE_METRICS_INTERVAL: z.coerce.number().int().min(1).max(3600).default(15),
   BIRTHGATE_LOG_FORMAT: z.enum(['json', 'text']).default('json'),
+  // INFO: every outcome, park and failure; DEBUG adds each admission's progress stages (five lines per
+  // clean admission, which at full rate cost the worker more than the admission's own commands).
+  BIRTHGATE_LOG_LEVEL: z.preprocess((v) => (typeof v === 'string' ? v.toUpperCase() : v), z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR'])).default('INFO'),
 });
 
 export type Config = {
@@ -63,6 +66,7 @@ export type Config = {
   metricsIntervalMs: number;
   /** The worker's log lines: one JSON object per line, or text for a terminal. */
   logFormat: 'json' | 'text';
+  logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -94,5 +98,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsHost: e.BIRTHGATE_METRICS_HOST,
     metricsIntervalMs: e.BIRTHGATE_METRICS_INTERVAL * 1000,
     logFormat: e.BIRTHGATE_LOG_FORMAT,
+    logLevel: e.BIRTHGATE_LOG_LEVEL,
   };
 }

@@ -3,7 +3,7 @@
 // metrics port is configured, the Prometheus endpoint that exports both the SDK's metrics (temporal_*:
 // workflow and activity task latencies, slots, pollers, sticky cache …) and birthgate's own (observability/
 // metrics.ts), which are created from the same runtime meter.
-import { IllegalStateError } from '@temporalio/common';
+import { IllegalStateError, type LogLevel } from '@temporalio/common';
 import { Runtime } from '@temporalio/worker';
 import { type LogFormat, LineLogger } from './logger.ts';
 import { METRIC, SCHEDULE_LAG_BUCKETS_MS } from './metrics.ts';
@@ -22,10 +22,10 @@ const bindAddress = ({ host, port }: MetricsEndpoint) => (host.includes(':') ? `
  * Install the runtime with birthgate's logger and, with `metrics`, the Prometheus exporter. Throws when
  * the endpoint cannot be bound (the port is taken): a worker asked for metrics does not run without them.
  */
-export function installWorkerRuntime(o: { format: LogFormat; write: (line: string) => void; metrics: MetricsEndpoint | null }): InstalledRuntime {
+export function installWorkerRuntime(o: { format: LogFormat; level?: LogLevel; write: (line: string) => void; metrics: MetricsEndpoint | null }): InstalledRuntime {
   try {
     Runtime.install({
-      logger: new LineLogger(o.format, o.write),
+      logger: new LineLogger(o.format, o.write, o.level ?? 'INFO'),
       // Signals are the worker's (workers/serve.ts drains on them), not the runtime's instant shutdown.
       shutdownSignals: [],
       telemetryOptions: {

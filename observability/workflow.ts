@@ -23,8 +23,17 @@ const counted: ReadonlySet<Stage> = new Set<Stage>(COUNTED_OUTCOMES);
 /**
  * A failure is a warning, a compensation that failed an error (it parks with something half undone). A
  * park stays INFO: it is the gate working, and birthgate_stuck_births is what alerts on one left waiting.
+ * The progress stages of an admission on its way (preflight, permit, insert, finalize) are DEBUG: at INFO
+ * a clean admission writes one line, its FINALIZED (BIRTHGATE_LOG_LEVEL=DEBUG shows every stage).
  */
-const LEVEL: Partial<Record<Stage, 'warn' | 'error'>> = { FAILED: 'warn', COMPENSATION_FAILED: 'error' };
+const LEVEL: Partial<Record<Stage, 'debug' | 'warn' | 'error'>> = {
+  PREFLIGHT: 'debug',
+  PERMIT_ISSUED: 'debug',
+  INSERTING: 'debug',
+  FINALIZING: 'debug',
+  FAILED: 'warn',
+  COMPENSATION_FAILED: 'error',
+};
 
 /**
  * The admission entered `state.stage`. `newPark`: this BLOCKED starts a park (not the same park

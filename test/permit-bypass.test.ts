@@ -118,6 +118,8 @@ describe('permit bypass attempts are refused', () => {
     await rejectsWith(worker.query(`INSERT INTO birth_admission_permit (idempotency_key, entity_code, collection_name, state, expires_at, requested_by)
                                     VALUES ('forged', 'dot-forged-1', 'dot_tools', 'RESERVED', now() + interval '1 hour', 'x')`), '42501');
     await rejectsWith(worker.query(`SELECT fn_permit_move($1, 'CONSUMED', 'x', 'y')`, [permitId]), '42501');
+    // fn_permit_open creates a permit RESERVED at once: only fn_permit_issue (which logs both moves) calls it.
+    await rejectsWith(worker.query(`SELECT fn_permit_open('forged-open', 'DOT-999999', 'dot_tools', 60, 'x', NULL, NULL, true)`), '42501');
     // Through the API the insert-only states stay out of reach.
     await rejectsWith(worker.query(`SELECT fn_permit_transition($1, 'CONSUMED', 'x', 'y')`, [permitId]), 'BG422', /only through the dot_tools insert/);
     await rejectsWith(worker.query(`SELECT fn_permit_transition($1, 'FINALIZED', 'x', 'y')`, [permitId]), 'BG422');

@@ -112,6 +112,7 @@ export async function serveAdmissionWorker(o: ServeOptions): Promise<ServeResult
   const metricsPort = o.metricsPort ?? config.metricsPort;
   const runtime = installWorkerRuntime({
     format: config.logFormat,
+    level: config.logLevel,
     write: o.log,
     metrics: metricsPort === undefined ? null : { host: config.metricsHost, port: metricsPort },
   });

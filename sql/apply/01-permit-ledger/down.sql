@@ -6,6 +6,7 @@ DROP FUNCTION IF EXISTS public.fn_admission_state(bigint);
 DROP FUNCTION IF EXISTS public.fn_permit_expire_due(text);
 DROP FUNCTION IF EXISTS public.fn_permit_issue(text, text, text, integer, text, text, text);
 DROP FUNCTION IF EXISTS public.fn_permit_request(text, text, text, integer, text, text, text);
+DROP FUNCTION IF EXISTS public.fn_permit_open(text, text, text, integer, text, text, text, boolean);
 DROP FUNCTION IF EXISTS public.fn_permit_withdraw(bigint, text, text, text);
 DROP FUNCTION IF EXISTS public.fn_permit_transition(bigint, text, text, text);
 DROP FUNCTION IF EXISTS public.fn_permit_move(bigint, text, text, text, bigint, bigint);

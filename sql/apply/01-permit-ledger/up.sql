@@ -58,7 +58,7 @@ CREATE TABLE public.birth_admission_permit (
 );
 
 COMMENT ON TABLE public.birth_admission_permit IS
-  'KB-7D57 step 1 / DESIGN §3: no permit, no insert. State is written only by fn_permit_move (via fn_permit_transition and the gate and finalize triggers).';
+  'KB-7D57 step 1 / DESIGN §3: no permit, no insert. A permit is created by fn_permit_open (REQUESTED, or RESERVED with both transitions logged); every later state is written by fn_permit_move (via fn_permit_transition and the gate and finalize triggers).';
 
 -- KB-7D57 step 1: the two unique indexes named by the packet.
 -- uq_permit_idem: the idempotency key (= Temporal workflow id) issues at most one permit.
@@ -276,16 +276,16 @@ BEGIN
 END;
 $$;
 
--- CONTRACT.md: a permit in REQUESTED, the first state of the 7-state model (transition logged from
--- NULL). A stuck birth holds its place in the ledger with it while it waits for an operator: the
--- permit exists (its id is visible, it holds uq_permit_active for the code) but admits nothing, since
--- the gate wants RESERVED. Idempotent on the key: the same key with the same (code, collection)
--- returns the existing permit in whatever state it is; other params raise BG409, as does another live
--- permit for the same (code, collection). expires_at is set to now() + ttl as a placeholder: the
--- expiry sweep never expires a REQUESTED permit, and fn_permit_issue resets it at reservation.
-CREATE FUNCTION public.fn_permit_request(p_idempotency_key text, p_entity_code text, p_collection_name text,
-                                  p_ttl_seconds integer, p_actor text,
-                                  p_workflow_id text DEFAULT NULL, p_run_id text DEFAULT NULL)
+-- The one place a permit is created (fn_permit_request, fn_permit_issue), not callable by anyone but
+-- its owner. A key never used before, for a (code, collection) no live permit holds, makes a new permit:
+-- in REQUESTED (transition logged from NULL), or, with p_reserve, born RESERVED with both transitions
+-- logged (NULL → REQUESTED, REQUESTED → RESERVED) — the same record fn_permit_request followed by the
+-- move would leave, in one row version (issue 8 §6: the common admission reserves at once). A key used
+-- before returns its permit as it is (same code and collection) or raises BG409; so does another live
+-- permit for the same (code, collection). Every state after the first is fn_permit_move's.
+CREATE FUNCTION public.fn_permit_open(p_idempotency_key text, p_entity_code text, p_collection_name text,
+                               p_ttl_seconds integer, p_actor text, p_workflow_id text, p_run_id text,
+                               p_reserve boolean)
 RETURNS public.birth_admission_permit
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -304,11 +304,15 @@ BEGIN
   END IF;
   IF p_workflow_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('workflow_id', p_workflow_id, 500); END IF;
   IF p_run_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('run_id', p_run_id, 200); END IF;
+  IF p_reserve IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'reserve must be true or false';
+  END IF;
 
   BEGIN
     INSERT INTO public.birth_admission_permit (idempotency_key, entity_code, collection_name, state, expires_at,
                                         workflow_id, run_id, requested_by)
-    VALUES (p_idempotency_key, p_entity_code, p_collection_name, 'REQUESTED',
+    VALUES (p_idempotency_key, p_entity_code, p_collection_name,
+            CASE WHEN p_reserve THEN 'RESERVED' ELSE 'REQUESTED' END,
             clock_timestamp() + make_interval(secs => p_ttl_seconds), p_workflow_id, p_run_id, p_actor)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING * INTO v;
@@ -333,17 +337,42 @@ BEGIN
     RETURN v;
   END IF;
 
-  INSERT INTO public.birth_admission_permit_transition (permit_id, from_state, to_state, actor, reason)
-  VALUES (v.permit_id, NULL, 'REQUESTED', p_actor, 'requested');
+  IF p_reserve THEN
+    INSERT INTO public.birth_admission_permit_transition (permit_id, from_state, to_state, actor, reason)
+    VALUES (v.permit_id, NULL, 'REQUESTED', p_actor, 'requested'),
+           (v.permit_id, 'REQUESTED', 'RESERVED', p_actor, format('reserved for %s seconds', p_ttl_seconds));
+  ELSE
+    INSERT INTO public.birth_admission_permit_transition (permit_id, from_state, to_state, actor, reason)
+    VALUES (v.permit_id, NULL, 'REQUESTED', p_actor, 'requested');
+  END IF;
   RETURN v;
 END;
 $$;
 
--- CONTRACT.md: fn_permit_request, then REQUESTED → RESERVED (both transitions logged). Idempotent on
--- the key: a permit the key already holds in REQUESTED (a stuck birth whose stop-conditions cleared,
--- or an operator broke the glass) is reserved now, its TTL counted from the reservation; in any other
--- state it is returned unchanged. BG409 on a reused key with other params or on another live permit
--- for the same (code, collection); the same validation and SQLSTATEs as fn_permit_request.
+-- CONTRACT.md: a permit in REQUESTED, the first state of the 7-state model (transition logged from
+-- NULL). A stuck birth holds its place in the ledger with it while it waits for an operator: the
+-- permit exists (its id is visible, it holds uq_permit_active for the code) but admits nothing, since
+-- the gate wants RESERVED. Idempotent on the key: the same key with the same (code, collection)
+-- returns the existing permit in whatever state it is; other params raise BG409, as does another live
+-- permit for the same (code, collection). expires_at is set to now() + ttl as a placeholder: the
+-- expiry sweep never expires a REQUESTED permit, and fn_permit_issue resets it at reservation.
+CREATE FUNCTION public.fn_permit_request(p_idempotency_key text, p_entity_code text, p_collection_name text,
+                                  p_ttl_seconds integer, p_actor text,
+                                  p_workflow_id text DEFAULT NULL, p_run_id text DEFAULT NULL)
+RETURNS public.birth_admission_permit
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT * FROM public.fn_permit_open(p_idempotency_key, p_entity_code, p_collection_name, p_ttl_seconds,
+                                      p_actor, p_workflow_id, p_run_id, false)
+$$;
+
+-- CONTRACT.md: a RESERVED permit, its TTL counted from the reservation. A new key makes it RESERVED at
+-- once (both transitions logged, fn_permit_open). Idempotent on the key: a permit the key holds in
+-- REQUESTED (a stuck birth whose stop-conditions cleared, or an operator broke the glass) is reserved
+-- now; in any other state it is returned unchanged. BG409 on a reused key with other params or on
+-- another live permit for the same (code, collection); the same validation and SQLSTATEs as
+-- fn_permit_request.
 CREATE FUNCTION public.fn_permit_issue(p_idempotency_key text, p_entity_code text, p_collection_name text,
                                 p_ttl_seconds integer, p_actor text,
                                 p_workflow_id text DEFAULT NULL, p_run_id text DEFAULT NULL)
@@ -354,8 +383,8 @@ AS $$
 DECLARE
   v public.birth_admission_permit;
 BEGIN
-  SELECT * INTO v FROM public.fn_permit_request(p_idempotency_key, p_entity_code, p_collection_name, p_ttl_seconds,
-                                         p_actor, p_workflow_id, p_run_id);
+  v := public.fn_permit_open(p_idempotency_key, p_entity_code, p_collection_name, p_ttl_seconds,
+                             p_actor, p_workflow_id, p_run_id, true);
   IF v.state <> 'REQUESTED' THEN
     RETURN v;
   END IF;
@@ -437,6 +466,7 @@ $$;
 REVOKE ALL ON FUNCTION public.fn_permit_move(bigint, text, text, text, bigint, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_transition(bigint, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_withdraw(bigint, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_permit_open(text, text, text, integer, text, text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_request(text, text, text, integer, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_issue(text, text, text, integer, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_permit_expire_due(text) FROM PUBLIC;
@@ -455,6 +485,7 @@ ALTER FUNCTION public.fn_admission_require_collection(text) OWNER TO birthgate_o
 ALTER FUNCTION public.fn_permit_move(bigint, text, text, text, bigint, bigint) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_transition(bigint, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_withdraw(bigint, text, text, text) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_permit_open(text, text, text, integer, text, text, text, boolean) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_request(text, text, text, integer, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_issue(text, text, text, integer, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_expire_due(text) OWNER TO birthgate_owner;

@@ -242,6 +242,15 @@ BEGIN
   END IF;
 
   -- dot_tools.name is NOT NULL: without one the row is named by its code (family knowledge kept here).
+  IF p_fields = '{}'::jsonb THEN
+    -- The common admission sets no field: the same three columns as below, as a static statement
+    -- whose plan PL/pgSQL keeps (a dynamic EXECUTE is planned on every call).
+    INSERT INTO public.dot_tools (code, created_by, name)
+    VALUES (v.entity_code, session_user, v.entity_code)
+    RETURNING public.dot_tools.id::bigint, public.dot_tools.code::text INTO row_id, entity_code;
+    RETURN NEXT;
+    RETURN;
+  END IF;
   v_fields := jsonb_build_object('name', v.entity_code) || p_fields
               || jsonb_build_object('code', v.entity_code, 'created_by', session_user);
   SELECT string_agg(format('%I', k), ', ' ORDER BY k) INTO v_cols FROM jsonb_object_keys(v_fields) k;
