@@ -1,6 +1,7 @@
 // Admission throughput and latency (issue 4 "Benchmark", issue 8 §6 "A lean admission"), one run, on the
 // prod-scale world (BIRTHGATE_BENCH_ADMISSION_SCALE=test for a quick look):
-//   (0) a plain entry-path dot_tools insert, on the world before the packet is applied (the SQL baseline),
+//   (0) a plain entry-path dot_tools insert, on a second copy of the world without the packet (the SQL
+//       baseline), timed interleaved with
 //   (a) the admission's SQL, the activities called directly (the SQL floor),
 //   (b) an echo workflow with four no-op activities (the Temporal baseline), and with four local ones,
 //   (c) birthgate: admitByCode(…, { wait: true }) through the real worker; (c2) its every-step-local
@@ -22,7 +23,7 @@ import { createActivities } from '../activities/index.ts';
 import { admitByCode } from '../client/admissions.ts';
 import { projectRoot } from '../config/index.ts';
 import { admissionWorkflowId } from '../contracts/admission.ts';
-import { createPool } from '../db/pool.ts';
+import { createPool, withClient } from '../db/pool.ts';
 import { installBaseline } from '../fixtures/baseline.ts';
 import { loadWorld } from '../fixtures/world.ts';
 import { applyStepsSql, packetSteps } from '../test/support/packet-sql.ts';
@@ -65,6 +66,27 @@ async function measure(variant: string, concurrency: number, n: number, one: (i:
   return { variant, concurrency, n, perSec: n / seconds, lat: lat.sort((a, b) => a - b) };
 }
 
+/** Two one-at-a-time variants timed in turn (a, b, a, b …), so machine noise falls on both alike. */
+async function interleaved(
+  a: [string, (i: number) => Promise<unknown>],
+  b: [string, (i: number) => Promise<unknown>],
+  n: number,
+): Promise<[Row, Row]> {
+  const lat: [number[], number[]] = [[], []];
+  const busy: [number, number] = [0, 0];
+  for (let i = 0; i < n; i++) {
+    for (const k of [0, 1] as const) {
+      const t = performance.now();
+      await [a, b][k]![1](i);
+      const d = performance.now() - t;
+      lat[k].push(d);
+      busy[k] += d;
+    }
+  }
+  const row = (k: 0 | 1, variant: string): Row => ({ variant, concurrency: 1, n, perSec: n / (busy[k] / 1000), lat: lat[k].sort((x, y) => x - y) });
+  return [row(0, a[0]), row(1, b[0])];
+}
+
 type Shape = { events: number; workflowTasks: number; activityTasks: number; localActivities: number; upserts: number };
 
 function shapeOf(eventTypes: string[]): Shape {
@@ -92,28 +114,30 @@ function savedShape(file: string): Shape | undefined {
 }
 
 export async function benchAdmission(ctx: BenchContext & { engine?: string }): Promise<BenchReport[]> {
+  // Two databases with the same world: one stays as the estate is before birthgate (the entry path),
+  // the other gets the packet. The SQL baseline and the SQL floor are then timed interleaved, one
+  // sample of each in turn, so whatever else the machine does falls on both alike.
   const db = await ctx.freshDatabase('admission');
-  ctx.log(`admission: loading the ${SCALE}-scale world …`);
+  const plain = await ctx.freshDatabase('admission_entry');
+  ctx.log(`admission: loading the ${SCALE}-scale world (twice: the entry path, and the one the packet governs) …`);
   await installBaseline(db.pool);
   const world = await loadWorld(db.pool, { scale: SCALE });
-  const su = new pg.Client({ connectionString: db.url, application_name: 'bench-admission-entry' });
+  await installBaseline(plain.pool);
+  await loadWorld(plain.pool, { scale: SCALE });
+  const su = new pg.Client({ connectionString: plain.url, application_name: 'bench-admission-entry' });
   await su.connect();
   su.on('notice', () => undefined); // the estate's fn_birth_gate warns on kebab codes (KB-2590 §4)
   await su.query('VACUUM (ANALYZE)');
-  await su.query('CHECKPOINT');
 
   // (0) the entry path, before birthgate: a plain insert with the estate's own triggers.
   const entryInsert = (tag: string) => (i: number) =>
     su.query(`INSERT INTO dot_tools (code, name, _dot_origin) VALUES ($1, 'bench entry', 'bench')`, [`dot-bench-${tag}-${i}`]);
-  for (let i = 0; i < WARM; i++) await entryInsert('w')(i);
-  const entry = await measure('0. plain entry-path dot_tools insert (no birthgate)', 1, SQL_SAMPLES, entryInsert('e'));
-  await su.query(`DELETE FROM dot_tools WHERE _dot_origin = 'bench'`);
-  await su.query(`DELETE FROM birth_registry WHERE collection_name = 'dot_tools' AND entity_code LIKE 'dot-bench-%'`);
 
   ctx.log('admission: applying the packet …');
   await applyStepsSql(db.pool, Math.max(...packetSteps().map((s) => s.meta.step)));
   await installWorkerRole(db.pool, workerPassword);
-  await su.query('VACUUM (ANALYZE)');
+  await withClient(db.url, (c) => c.query('VACUUM (ANALYZE)'));
+  await withClient(db.url, (c) => c.query('CHECKPOINT'));
   const workerUrl = workerUrlFrom(db.url, workerPassword);
 
   const pool = createPool(workerUrl, { max: DEFAULT_ACTIVITY_SLOTS, applicationName: 'bench-admission' });
@@ -184,12 +208,18 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
   };
   const baselineOf: Record<string, string> = { 'a.': '0.', 'c.': 'b.', 'c2.': 'b2.' };
 
-  const rows: Row[] = [entry];
+  const rows: Row[] = [];
   const shapes: Array<{ what: string; shape: Shape | undefined }> = [];
   try {
     ctx.log(`admission: warming every path (${WARM} each) …`);
     for (const one of Object.values(variants)) for (let i = 0; i < WARM; i++) await one();
-    rows.push(await measure('a. SQL floor (the activities called directly)', 1, SQL_SAMPLES, variants['a. SQL floor (the activities called directly)']!));
+    for (let i = 0; i < WARM; i++) await entryInsert('w')(i);
+    const [entryRow, floorRow] = await interleaved(
+      ['0. plain entry-path dot_tools insert (no birthgate)', entryInsert('e')],
+      ['a. SQL floor (the activities called directly)', variants['a. SQL floor (the activities called directly)']!],
+      SQL_SAMPLES,
+    );
+    rows.push(entryRow, floorRow);
     for (const c of LEVELS) {
       for (const [name, one] of Object.entries(variants)) {
         if (name.startsWith('a.')) continue;
@@ -215,6 +245,7 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
     await pool.end();
     await su.end();
     await db.dispose();
+    await plain.dispose();
   }
 
   const baseline = (r: Row) => {
@@ -225,6 +256,7 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
   };
   const ms = (v: number | undefined) => (v === undefined ? '—' : v);
   const floor = rows.find((r) => r.variant.startsWith('a.'))!;
+  const entry = rows.find((r) => r.variant.startsWith('0.'))!;
   const floorRatio = pct(floor.lat, 50)! / pct(entry.lat, 50)!;
   const at = (prefix: string, c: number) => rows.find((r) => r.variant.startsWith(prefix) && r.concurrency === c)!;
   const targets = LEVELS.map((c) => `c=${c}: ${(at('c.', c).perSec / at('b.', c).perSec).toFixed(2)}×`).join(', ');

@@ -407,6 +407,19 @@ AS $$
     FROM public.birth_admission_family f
     LEFT JOIN public.dot_config c ON c.collection_name = f.collection_name AND c.config_key = 'birth_admission_required'
    WHERE f.required AND c.config_value IS DISTINCT FROM 'true'::jsonb
+  UNION ALL
+  -- The guard the gate and the preflight's reuse read (fn_admission_dims_recent) as only a computation
+  -- writes it: reuse_for a plain 0‥60 s (the CHECK's interval comparison lets '1 day -86399 s' or
+  -- '100 years -36000 days' through), computed_at not after now (clock_timestamp: a computation earlier
+  -- in this transaction is not in the future). Anything else was written by hand.
+  SELECT 'control', 'birth_admission_guard.reuse_for', 'a plain 0 to 60 seconds', g.reuse_for::text, 'FORGED'
+    FROM public.birth_admission_guard g
+   WHERE date_part('year', g.reuse_for) <> 0 OR date_part('month', g.reuse_for) <> 0 OR date_part('day', g.reuse_for) <> 0
+      OR extract(epoch FROM g.reuse_for) NOT BETWEEN 0 AND 60
+  UNION ALL
+  SELECT 'control', 'birth_admission_guard.computed_at', 'not after now', g.computed_at::text, 'FORGED'
+    FROM public.birth_admission_guard g
+   WHERE g.computed_at > clock_timestamp()
 $$;
 
 CREATE VIEW public.v_gate_drift AS SELECT * FROM public.fn_drift_check();
@@ -526,8 +539,13 @@ BEGIN
   SELECT * INTO g FROM public.birth_admission_guard x WHERE x.singleton;
   v_found := FOUND;
   SELECT max(l.ddl_id) INTO v_ddl FROM public.birth_ddl_ledger l;
+  -- Age and window in seconds, the window clamped to 0‥60: the table's CHECK compares intervals with
+  -- a month counted as 30 days and a day as 24 h, so a reuse_for of '100 years -36000 days' passes it
+  -- as zero, yet now() - it reaches 525 days back. An answer dated after now was written by no
+  -- computation: stale (and fn_drift_check reports it).
   IF v_found AND g.dims IS NOT NULL AND jsonb_typeof(g.dims) = 'array'
-     AND g.computed_at <= v_now AND g.computed_at > v_now - g.reuse_for
+     AND g.computed_at <= v_now
+     AND extract(epoch FROM v_now - g.computed_at) < least(greatest(extract(epoch FROM g.reuse_for), 0), 60)
      AND g.ddl_seen IS NOT DISTINCT FROM v_ddl THEN
     RETURN g.dims;
   END IF;
