@@ -4,7 +4,8 @@
 //      reason, and as its operators decided; no workflow lost (visibility holds every planned one);
 //   2. births == FINALIZED permits (retired births == the rolled-back ones); no code born twice; no row
 //      without its birth; no birth without its row;
-//   3. no permit left REQUESTED, RESERVED or CONSUMED without a live workflow that owns it;
+//   3. no permit left REQUESTED, RESERVED or CONSUMED without a live workflow that owns it, and none
+//      left for the permit sweep to withdraw (its end-of-run tick would otherwise hide one);
 //   4. every break-glass birth has its ledger entry; nothing bypassed the gate without one;
 //   5. the catalog fingerprint of the admission objects is unchanged, and the drift watch, with its
 //      data-level invariants, reports nothing (and recorded nothing but the injected stop-condition);
@@ -19,6 +20,7 @@ import type { Pool } from '../db/pool.ts';
 import { governedProjection } from '../packet/drift.ts';
 import { catalogFingerprint, diffFingerprints, fingerprintHash, type FingerprintDiff } from '../packet/fingerprint.ts';
 import { stateQuery } from '../workflows/messages.ts';
+import { PERMIT_SWEEP_ACTOR } from '../workflows/schedules.ts';
 import { ALLOWED_ENDS, type End, type PlannedAdmission } from './plan.ts';
 import type { Call } from './transient.ts';
 
@@ -134,6 +136,13 @@ export async function observeAll(ctx: CheckContext): Promise<Observed[]> {
       }
       return { ...base, end: 'RUNNING_NOT_PARKED', detail: `${state.stage}${state.resuming ? ' (resuming)' : ''}` };
     }
+    if (status === 'TERMINATED') {
+      // Who ended it and why, from its history: a termination is never the product's doing, so the
+      // breach names the hand that did it (issue 11: a test's own planted one was read as a product breach).
+      const events = (await handle.fetchHistory()).events ?? [];
+      const t = events.at(-1)?.workflowExecutionTerminatedEventAttributes;
+      return { ...base, end: 'TERMINATED', detail: `by ${t?.identity || 'an unknown identity'}: ${t?.reason || 'no reason given'}`.slice(0, 300) };
+    }
     return { ...base, end: status as Observed['end'], detail: status };
   }));
 }
@@ -244,6 +253,28 @@ export async function checkLivePermits(ctx: CheckContext): Promise<Invariant> {
     return state.permit?.permitId === p.permit_id ? null : `permit ${p.permit_id} ${p.state}: ${p.workflow_id} holds ${state.permit?.permitId ?? 'no permit'}`;
   }))).filter((b): b is string => b !== null);
   return { name: 'no permit left REQUESTED/RESERVED/CONSUMED without a live workflow that owns it', checked: rows.length, breaches: limited(breaches) };
+}
+
+/**
+ * The end of a run ticks the permit sweep, which withdraws every live permit whose workflow is closed
+ * (its job): by the time checkLivePermits looks, such a permit is gone — so that check alone could not
+ * see a permit its admission left behind. The sweep's log can: a chaos run terminates nothing (the
+ * harness never does, and no admission times out), so every admission closes its own permit, and a
+ * withdrawal "owning workflow … is closed" of one of the run's permits is a permit an admission lost.
+ * (A RESERVED permit past its TTL expiring is the sweep's other job, and legitimate: not counted.)
+ */
+export async function checkSweepWithdrawals(ctx: CheckContext): Promise<Invariant> {
+  const rows = await marked<{ permit_id: string; workflow_id: string | null; from_state: string | null; to_state: string; reason: string | null }>(ctx, `
+    SELECT t.permit_id::text, p.workflow_id, t.from_state, t.to_state, t.reason
+      FROM birth_admission_permit_transition t JOIN birth_admission_permit p USING (permit_id)
+     WHERE t.permit_id > :permitMark AND t.actor = :extra1 AND t.reason LIKE 'owning workflow % is closed%'
+     ORDER BY t.transition_id`, [PERMIT_SWEEP_ACTOR]);
+  const [n] = await marked<{ n: number }>(ctx, `SELECT count(*)::int AS n FROM birth_admission_permit WHERE permit_id > :permitMark`);
+  return {
+    name: 'no permit left for the sweep to withdraw (every admission closed its own)',
+    checked: n!.n,
+    breaches: limited(rows.map((r) => `permit ${r.permit_id} of ${r.workflow_id ?? 'no workflow'}: ${r.from_state} → ${r.to_state} by the sweep (${(r.reason ?? '').slice(0, 160)})`)),
+  };
 }
 
 export async function checkBreakGlass(ctx: CheckContext, observed: Observed[]): Promise<Invariant[]> {

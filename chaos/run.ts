@@ -15,7 +15,7 @@ import type { ChaosOptions } from './args.ts';
 import { drive, giveUp, type Outcome } from './driver.ts';
 import { FaultInjector, StopCondition } from './faults.ts';
 import {
-  checkBirths, checkBreakGlass, checkCatalog, checkEnds, checkHandoff, checkLivePermits, type CheckContext, handoffBehind, type Invariant,
+  checkBirths, checkBreakGlass, checkCatalog, checkEnds, checkHandoff, checkLivePermits, checkSweepWithdrawals, type CheckContext, handoffBehind, type Invariant,
   type Observed, observeAll, takeMarks,
 } from './invariants.ts';
 import { type ChaosPlan, drawPlan, FaultKind } from './plan.ts';
@@ -27,6 +27,8 @@ import { WorkerFleet } from './workers.ts';
 
 /** The Schedules tick this often in a chaos run (declared: every minute), so a short run sees them work. */
 const SCHEDULE_EVERY_MS = 5_000;
+/** How long the end of a phase waits for the handoff to cover every birth before the invariants judge it. */
+const HANDOFF_CATCH_UP_MS = 300_000;
 
 export type PhaseContext = {
   stack: ChaosStack;
@@ -95,7 +97,8 @@ async function runPhase(
   const admin = harnessPool(db.url, 'chaos-admin', 120_000);
   const operatorDb = harnessPool(db.operatorUrl, 'chaos-operator', 30_000);
   const connection = await Connection.connect({ address: stack.engine.address });
-  const client = new Client({ connection, namespace: stack.namespace });
+  // Named, so what the harness itself does in Temporal (a test's planted termination) says so in the history.
+  const client = new Client({ connection, namespace: stack.namespace, identity: `chaos-harness@${process.pid}` });
   const call = boundedCalls(client, counter, say);
   const fleet = new WorkerFleet({
     home: stack.home, workerUrl: db.workerUrl, temporalAddress: stack.engine.address, namespace: stack.namespace, taskQueue,
@@ -175,11 +178,12 @@ async function runPhase(
 
     // ── the end: the handoff catches up, one more tick of each Schedule, then the invariants ──
     const handoff = { taskQueue, database: db.name };
-    for (const deadline = Date.now() + 120_000; ;) {
+    // Generous: on a loaded machine the handoff's batches wait for CPU; the loop ends as soon as it caught up.
+    for (const deadline = Date.now() + HANDOFF_CATCH_UP_MS; ;) {
       const behind = await call('handoff position', () => handoffBehind(admin));
       if (behind === 0) break;
       if (Date.now() > deadline) {
-        say(`the handoff is still ${behind} births behind after 120 s`);
+        say(`the handoff is still ${behind} births behind after ${HANDOFF_CATCH_UP_MS / 1000} s`);
         break;
       }
       await call('wake the handoff', () => catchUpGovernanceHandoff(client, handoff)).catch((err: Error) => say(`wake the handoff: ${err.message}`));
@@ -202,6 +206,7 @@ async function runPhase(
         ...(await checkEnds(ctx, observed)),
         ...(await checkBirths(ctx, observed)),
         await checkLivePermits(ctx),
+        await checkSweepWithdrawals(ctx),
         ...(await checkBreakGlass(ctx, observed)),
         ...(await checkCatalog(ctx, drift)),
         await checkHandoff(ctx),
@@ -269,6 +274,40 @@ async function scheduleCounts(client: Client, admin: Pool, taskQueue: string): P
   const taken = async (name: string) => (await client.schedule.getHandle(scheduleId(taskQueue, name)).describe().catch(() => null))?.info.numActionsTaken ?? 0;
   const { rows: [b] } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM birth_handoff_batch`);
   return { permitExpiryTicks: await taken(PERMIT_EXPIRY.name), driftWatchTicks: await taken(DRIFT_WATCH.name), handoffBatches: b!.n };
+}
+
+/**
+ * Pause a Schedule and wait for every tick it already started to end. A pause only stops new actions:
+ * a tick started a moment before it still runs, and a permit sweep that describes a workflow
+ * terminated after the pause withdraws its permit (its job) — so a test that orphans a permit on
+ * purpose must let that tick finish first. Every recent action still running is waited for (its
+ * result, from its history), not only the ones the Schedule lists as running: that list is the
+ * Schedule's own bookkeeping and may lag.
+ */
+export async function pauseAndDrain(client: Client, id: string, note: string, timeoutMs = 120_000): Promise<string[]> {
+  const handle = client.schedule.getHandle(id);
+  await handle.pause(note);
+  const deadline = Date.now() + timeoutMs;
+  // Once the Schedule says it is paused it has handled the pause: whatever it started is in its record.
+  let d = await handle.describe();
+  while (!d.state.paused) {
+    if (Date.now() > deadline) throw new Error(`schedule ${id} is still not paused after ${timeoutMs} ms`);
+    await sleep(100);
+    d = await handle.describe();
+  }
+  const runs = new Map<string, { workflowId: string; firstExecutionRunId: string }>();
+  for (const a of [...d.info.runningActions, ...d.info.recentActions.map((r) => r.action)]) runs.set(`${a.workflow.workflowId}/${a.workflow.firstExecutionRunId}`, a.workflow);
+  const waited: string[] = [];
+  for (const w of runs.values()) {
+    const run = client.workflow.getHandle(w.workflowId, w.firstExecutionRunId, { followRuns: false });
+    if ((await run.describe()).status.name !== 'RUNNING') continue;
+    await client.withDeadline(deadline, () => run.result()).catch((err: unknown) => {
+      // A tick that failed is over too; one that is still running when the time is up is not.
+      if (Date.now() > deadline) throw new Error(`schedule ${id}: tick ${w.workflowId} still running after ${timeoutMs} ms`, { cause: err });
+    });
+    waited.push(w.workflowId);
+  }
+  return waited;
 }
 
 const { EventType } = proto.temporal.api.enums.v1;

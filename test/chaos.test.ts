@@ -5,13 +5,20 @@
 // invariant holds afterwards, read from the database and Temporal. Then the checks are shown to fail
 // when they should: a parked admission terminated behind the operators' back, and a superuser's insert
 // past the gate, are each reported as breaches. Nothing the run started outlives it.
+// Those planted breaches are this test's own doing: a failure of the planted part prints them labelled
+// as such (issue 11: one was once read as a breach of the product). The permit sweep is paused and its
+// ticks in flight drained before the termination, or a tick would withdraw the orphaned permit — its
+// job — and the breach the test plants would not be there to catch. Then the sweep runs once: the
+// permit withdrawn, the live-permit check has nothing left to see, and the sweep's log is what says an
+// admission lost its permit.
 // The 1,000-admission soak is `npm run chaos` (README "Chaos and soak").
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { PERMIT_EXPIRY, scheduleId } from '../client/schedules.ts';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import { PERMIT_EXPIRY, runScheduleNow, scheduleId } from '../client/schedules.ts';
 import { admissionWorkflowId } from '../contracts/admission.ts';
 import { projectRoot } from '../config/index.ts';
 import { ChaosUsageError, chaosOptions, parseChaosArgs } from '../chaos/args.ts';
@@ -19,7 +26,8 @@ import { chaosMain } from '../chaos/cli.ts';
 import type { Invariant } from '../chaos/invariants.ts';
 import { drawPlan, FaultKind, PARKING_KINDS } from '../chaos/plan.ts';
 import { type ChaosReport, formatReport } from '../chaos/report.ts';
-import { type PhaseContext, runChaos } from '../chaos/run.ts';
+import { type PhaseContext, pauseAndDrain, runChaos } from '../chaos/run.ts';
+import { sleep } from '../chaos/transient.ts';
 import { alterTriggers, gateTriggers } from './support/attacker.ts';
 import { testEnv } from './support/env.ts';
 
@@ -79,6 +87,9 @@ describe('chaos: admissions through crashes, restarts and bad moments, nothing l
 
   test('60 admissions under every fault kind: every invariant holds; terminating a parked birth and a superuser insert past the gate are caught', async () => {
     let planted: Invariant[] = [];
+    type PermitView = { permit_id: string; state: string; log: string[] };
+    let swept: Invariant[] = [];
+    const orphan: { before?: PermitView; after?: PermitView; swept?: PermitView; drained: string[] } = { drained: [] };
     const lines: string[] = [];
     let report: ChaosReport | undefined;
     try {
@@ -88,12 +99,31 @@ describe('chaos: admissions through crashes, restarts and bad moments, nothing l
         log: (line) => lines.push(line),
         hooks: {
           async afterChecks(ctx: PhaseContext, check) {
-            // A parked birth terminated in Temporal behind the operators' back (the permit sweep paused
-            // first: it would withdraw the orphaned permit within a tick, which is its job): the
-            // workflow no longer ends as it should, and its REQUESTED permit has no live owner.
-            await ctx.call('pause the sweep', () => ctx.client.schedule.getHandle(scheduleId(ctx.taskQueue, PERMIT_EXPIRY.name)).pause('chaos test'));
+            // A parked birth terminated in Temporal behind the operators' back: the workflow no longer
+            // ends as it should, and its REQUESTED permit has no live owner. The permit sweep would
+            // withdraw that permit within a tick — its job — so it is paused first, and the ticks it
+            // already started are waited for: a pause stops only new ones. One tick is started right
+            // before the pause, so a tick in flight across it is what this test always sees.
+            const sweep = ctx.client.schedule.getHandle(scheduleId(ctx.taskQueue, PERMIT_EXPIRY.name));
+            const taken = (await ctx.call('sweep actions', () => sweep.describe())).info.numActionsTaken;
+            await ctx.call('trigger a sweep tick', () => sweep.trigger(ScheduleOverlapPolicy.ALLOW_ALL));
+            for (let i = 0; (await ctx.call('sweep actions', () => sweep.describe())).info.numActionsTaken <= taken; i++) {
+              assert.ok(i < 600, 'the triggered sweep tick started within 60 s');
+              await sleep(100);
+            }
+            orphan.drained = await ctx.call('pause the sweep, its ticks drained', () => pauseAndDrain(ctx.client, sweep.scheduleId, 'chaos test'), 150_000);
             const parked = ctx.plan.admissions.find((a) => a.kind === 'leaveParked')!;
-            await ctx.call('terminate', () => ctx.client.workflow.getHandle(admissionWorkflowId('dot_tools', parked.code)).terminate('chaos test: lost behind the operators\' back'));
+            const parkedId = admissionWorkflowId('dot_tools', parked.code);
+            const permitOf = async (): Promise<PermitView | undefined> => {
+              const { rows: [p] } = await ctx.admin.query<{ permit_id: string; state: string; log: string[] }>(`
+                SELECT p.permit_id::text, p.state,
+                       array(SELECT coalesce(t.from_state, '∅') || '→' || t.to_state || ' by ' || t.actor FROM birth_admission_permit_transition t
+                              WHERE t.permit_id = p.permit_id ORDER BY t.transition_id) AS log
+                  FROM birth_admission_permit p WHERE p.workflow_id = $1 ORDER BY p.permit_id DESC LIMIT 1`, [parkedId]);
+              return p;
+            };
+            orphan.before = await permitOf();
+            await ctx.call('terminate', () => ctx.client.workflow.getHandle(parkedId).terminate('chaos test: lost behind the operators\' back'));
             // A superuser's insert past the gate, its triggers switched off for one transaction and back on.
             const c = await ctx.admin.connect();
             try {
@@ -107,6 +137,13 @@ describe('chaos: admissions through crashes, restarts and bad moments, nothing l
               c.release();
             }
             planted = await check();
+            orphan.after = await permitOf();
+            // Then the sweep does its job: the orphaned permit is withdrawn, and the live-permit check
+            // has nothing left to see — the sweep's log must still say an admission lost its permit.
+            await ctx.call('resume the sweep', () => sweep.unpause('chaos test: the sweep does its job'));
+            await ctx.call('a sweep tick', () => runScheduleNow(ctx.client, sweep.scheduleId, { timeoutMs: 60_000 }), 90_000);
+            orphan.swept = await permitOf();
+            swept = await check();
           },
         },
       });
@@ -127,13 +164,26 @@ describe('chaos: admissions through crashes, restarts and bad moments, nothing l
       assert.ok(p.invariants.find((i) => name.test(i.name))!.checked > 0, `${name} checked something`);
     }
 
-    // The checks catch what they are for.
-    const seen = JSON.stringify(planted.filter((i) => i.breaches.length), null, 1);
-    assert.ok(breachesOf(planted, /every admission ended/).some((b) => /TERMINATED/.test(b)), seen);
-    assert.ok(breachesOf(planted, /no permit left/).some((b) => /TERMINATED/.test(b)), seen);
+    // The checks catch what they are for. What they report here was planted by this test on purpose.
+    const seen = `the breaches this test PLANTED on purpose (a parked admission terminated, a superuser insert past the gate), `
+      + `as the checks reported them — the assertion is that each planted one is there:\n${JSON.stringify(planted.filter((i) => i.breaches.length), null, 1)}\n`
+      + `the orphaned permit: ${JSON.stringify(orphan)}`;
+    // The set-up held: the parked admission had a live permit, and nothing moved it while the checks looked.
+    assert.ok(orphan.before && ['REQUESTED', 'RESERVED', 'CONSUMED'].includes(orphan.before.state), seen);
+    assert.deepEqual(orphan.after, orphan.before, `nothing withdrew the orphaned permit while the checks looked: ${seen}`);
+    // The breach names who terminated it and why (the harness's client, this test's reason).
+    assert.ok(breachesOf(planted, /every admission ended/).some((b) => /TERMINATED by chaos-harness@\d+: chaos test: lost behind/.test(b)), seen);
+    assert.ok(breachesOf(planted, /no permit left/).some((b) => b.includes(`permit ${orphan.before!.permit_id} `) && /TERMINATED/.test(b)), seen);
     assert.ok(breachesOf(planted, /nothing bypassed the gate/).some((b) => /DOT-990000001/.test(b)), seen);
     assert.ok(breachesOf(planted, /births == FINALIZED/).length > 0, seen);
     assert.ok(breachesOf(planted, /drift watch/).some((b) => /admission_ungated_rows|gate_drift/.test(b)), seen);
+    assert.deepEqual(breachesOf(planted, /for the sweep to withdraw/), [], `the sweep was paused: it withdrew nothing yet: ${seen}`);
+    // Once the sweep withdrew the orphaned permit, the live-permit check is blind to it; the sweep's log is not.
+    const sweptSeen = `after the sweep's tick: ${JSON.stringify(swept.filter((i) => i.breaches.length), null, 1)}\nthe orphaned permit: ${JSON.stringify(orphan)}`;
+    assert.equal(orphan.swept?.state, 'CANCELLED', sweptSeen);
+    assert.match(orphan.swept!.log.at(-1)!, /→CANCELLED by permit-expiry-sweep$/, sweptSeen);
+    assert.ok(!breachesOf(swept, /no permit left REQUESTED/).some((b) => b.includes(`permit ${orphan.before!.permit_id} `)), sweptSeen);
+    assert.ok(breachesOf(swept, /for the sweep to withdraw/).some((b) => b.startsWith(`permit ${orphan.before!.permit_id} of `) && /TERMINATED/.test(b)), sweptSeen);
 
     // Nothing the run started is still running.
     assert.ok(report.workdir);

@@ -165,10 +165,11 @@ describe('fuzz: bad input at every entry gets a clear error and writes nothing',
     for (let i = 0; i < 3; i++) {
       const code = nastyPrintable(rng, 60);
       await admitByCode(h.client, { code, fields: { name: nastyPrintable(rng, 100) }, requestedBy: 'dot-fuzz' }, { taskQueue: h.taskQueue });
+      // Generous: on a loaded machine the first workflow task may wait long for a worker slot.
       const st = await eventually(async () => {
         const s = (await status(h.client, { code })).state;
         return s?.stage === 'BLOCKED' ? s : undefined;
-      }, `${JSON.stringify(code)} parked`, 60_000);
+      }, `${JSON.stringify(code)} parked`, 180_000);
       assert.deepEqual(st.blockers.map((b) => b.kind), ['code_rule'], JSON.stringify(code));
       await cancel(h.client, { code }, { actor: 'ops@fuzz', reason: 'not a code' });
       await h.client.workflow.getHandle(admissionWorkflowId('dot_tools', code)).result().catch(() => undefined);
