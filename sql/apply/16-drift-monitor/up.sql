@@ -420,6 +420,24 @@ AS $$
   SELECT 'control', 'birth_admission_guard.computed_at', 'not after now', g.computed_at::text, 'FORGED'
     FROM public.birth_admission_guard g
    WHERE g.computed_at > clock_timestamp()
+  UNION ALL
+  -- The kill switch as its record says: fn_admission_halt writes birth_admission_family.halted and a
+  -- switch-log row in one transaction, so the family's halted is its newest logged switch, or false —
+  -- the column's default, which steps 9 and 11 never change and never log — when none was logged. Any
+  -- other value was flipped behind the record (a superuser's UPDATE, or its row deleted: fn_family_flag
+  -- then reads "not halted"). Not in the baseline: a halt is an operator's act, not a catalog change,
+  -- so no rebaseline accepts it; fn_admission_halt re-stating the switch is what clears it.
+  SELECT 'control', format('birth_admission_family.halted:%s', s.collection_name),
+         CASE WHEN s.switch_id IS NULL THEN 'false (never switched)'
+              ELSE format('%s (switch #%s by %s)', s.logged::text, s.switch_id, s.actor) END,
+         coalesce(s.halted::text, 'absent'), 'FORGED'
+    FROM (SELECT coalesce(f.collection_name, l.collection_name) AS collection_name, f.halted, l.halted AS logged,
+                 l.switch_id, l.actor
+            FROM public.birth_admission_family f
+            FULL JOIN (SELECT DISTINCT ON (x.collection_name) x.collection_name, x.halted, x.switch_id, x.actor
+                         FROM public.birth_admission_switch_log x
+                        ORDER BY x.collection_name, x.switch_id DESC) l ON l.collection_name = f.collection_name) s
+   WHERE coalesce(s.halted, false) IS DISTINCT FROM coalesce(s.logged, false)
 $$;
 
 CREATE VIEW public.v_gate_drift AS SELECT * FROM public.fn_drift_check();
