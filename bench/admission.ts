@@ -32,6 +32,7 @@ import { workerUrlFrom } from '../stack/endpoints.ts';
 import { bundleAdmissionWorkflows, createAdmissionWorker, DEFAULT_ACTIVITY_SLOTS } from '../workers/admission-worker.ts';
 import type { BenchContext, BenchReport } from './context.ts';
 import { echoActivities } from './echo-activities.ts';
+import { cpuDelta, cpuNow, type CpuGroups } from './cpu.ts';
 
 const STEPS = 4; // preflight, issuePermit, insertGovernedRow, confirmFinalized
 const LEVELS = [1, 10, 50];
@@ -41,7 +42,7 @@ const count = (c: number) => Math.max(Number(process.env.BIRTHGATE_BENCH_MIN ?? 
 const WARM = 20;
 const SQL_SAMPLES = 300;
 
-type Row = { variant: string; concurrency: number; n: number; perSec: number; lat: number[] };
+type Row = { variant: string; concurrency: number; n: number; perSec: number; lat: number[]; cpu?: CpuGroups | null };
 
 /** The p-th percentile when the sample has one (at least 100/(100-p) values), else undefined. */
 function pct(sorted: number[], p: number): number | undefined {
@@ -49,9 +50,14 @@ function pct(sorted: number[], p: number): number | undefined {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
+/** Where to read CPU time (bench/cpu.ts): the run's Temporal and PostgreSQL ports, set once per run. */
+let cpuPorts: { temporal: number; pg: number } | undefined;
+const cpuRead = () => (cpuPorts ? cpuNow(cpuPorts.temporal, cpuPorts.pg) : null);
+
 async function measure(variant: string, concurrency: number, n: number, one: (i: number) => Promise<unknown>): Promise<Row> {
   const lat: number[] = [];
   let next = 0;
+  const cpu0 = cpuRead();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -63,7 +69,7 @@ async function measure(variant: string, concurrency: number, n: number, one: (i:
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  return { variant, concurrency, n, perSec: n / seconds, lat: lat.sort((a, b) => a - b) };
+  return { variant, concurrency, n, perSec: n / seconds, lat: lat.sort((a, b) => a - b), cpu: cpuDelta(cpu0, cpuRead(), n) };
 }
 
 /** Two one-at-a-time variants timed in turn (a, b, a, b …), so machine noise falls on both alike. */
@@ -139,6 +145,7 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
   await withClient(db.url, (c) => c.query('VACUUM (ANALYZE)'));
   await withClient(db.url, (c) => c.query('CHECKPOINT'));
   const workerUrl = workerUrlFrom(db.url, workerPassword);
+  cpuPorts = { temporal: Number(new URL(`grpc://${ctx.temporalAddress}`).port), pg: Number(new URL(db.url).port) };
 
   const pool = createPool(workerUrl, { max: DEFAULT_ACTIVITY_SLOTS, applicationName: 'bench-admission' });
   const run = randomBytes(3).toString('hex');
@@ -278,12 +285,16 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
           'max ms': r.lat[r.lat.length - 1]!,
           'vs baseline': b ? (r.variant.startsWith('a.') ? `${(pct(r.lat, 50)! / pct(b.lat, 50)!).toFixed(2)}× time` : `${(r.perSec / b.perSec).toFixed(2)}× rate`) : '',
           baseline: b ? b.variant.slice(0, 3).trim() : '',
+          'CPU ms: this process': r.cpu ? r.cpu.self : '—',
+          'Temporal': r.cpu?.temporal ?? '—',
+          'PostgreSQL': r.cpu ? r.cpu.postgres : '—',
         };
       }),
       notes: [
         `issue 8 targets: birthgate ≥ 1.0× the echo's rate — ${targets}; p50 at c=1 ≤ the echo's — ${p50c1.toFixed(1)} ms vs ${p50echo.toFixed(1)} ms ${p50c1 <= p50echo ? '(met)' : '(MISSED)'}; ` +
           `SQL floor ≤ 2.5× a plain entry-path insert — ${floorRatio.toFixed(2)}× (p50 ${pct(floor.lat, 50)!.toFixed(2)} ms vs ${pct(entry.lat, 50)!.toFixed(2)} ms) ${floorRatio <= 2.5 ? '(met)' : '(MISSED)'}`,
         'a. is timed per admission (p50 ratio to 0.); c. is divided by b. (4 activities), c2. by b2. (4 local activities), each at its own concurrency',
+        'CPU ms: CPU time per admission (bench/cpu.ts, from /proc) of this process (client and both workers), the Temporal dev server and every PostgreSQL process; unlike wall time it does not grow with other load, and at concurrency, where the two cores are the limit, it is what the rates divide',
         `one worker process hosts both task queues; ${ctx.engine === 'server' ? 'the Temporal server (its databases on the same PostgreSQL)' : 'Temporal dev server'}, PostgreSQL and the client share the machine`,
       ],
     },

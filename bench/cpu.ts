@@ -6,7 +6,7 @@ import fs from 'node:fs';
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
-type Proc = { pid: number; ppid: number; cmd: string; ticks: number };
+type Proc = { pid: number; ppid: number; cmd: string; ticks: number; reaped: number };
 
 function procs(): Proc[] {
   const out: Proc[] = [];
@@ -16,8 +16,9 @@ function procs(): Proc[] {
       const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      // fields after "(comm) ": state ppid … utime is the 14th field overall (index 11 here), stime the 15th
-      out.push({ pid: Number(name), ppid: Number(rest[1]), cmd, ticks: Number(rest[11]) + Number(rest[12]) });
+      // fields after "(comm) ": state ppid … utime is the 14th field overall (index 11 here), stime the
+      // 15th; cutime and cstime (16th, 17th) hold the CPU of children it has reaped
+      out.push({ pid: Number(name), ppid: Number(rest[1]), cmd, ticks: Number(rest[11]) + Number(rest[12]), reaped: Number(rest[13]) + Number(rest[14]) });
     } catch {
       // gone between readdir and read
     }
@@ -29,8 +30,8 @@ export type CpuGroups = { self: number; temporal: number | null; postgres: numbe
 
 /**
  * The CPU milliseconds used so far by this process, the Temporal server listening on `temporalPort`
- * and the PostgreSQL cluster listening on `pgPort` (its postmaster and every backend). A backend that
- * exited takes its CPU time with it: keep connections open across a measurement (pools do).
+ * and the PostgreSQL cluster listening on `pgPort`: its postmaster, every live backend, and the backends
+ * that have exited (the postmaster reaps them, and the kernel adds their CPU to its children's time).
  */
 export function cpuNow(temporalPort: number, pgPort: number): CpuGroups | null {
   if (process.platform !== 'linux') return null;
@@ -44,7 +45,7 @@ export function cpuNow(temporalPort: number, pgPort: number): CpuGroups | null {
   return {
     self: (me?.ticks ?? 0) * TICK_MS,
     temporal: temporal.length ? temporal.reduce((s, p) => s + p.ticks, 0) * TICK_MS : null,
-    postgres: pg.reduce((s, p) => s + p.ticks, 0) * TICK_MS,
+    postgres: (pg.reduce((s, p) => s + p.ticks, 0) + (postmaster?.reaped ?? 0)) * TICK_MS,
   };
 }
 
