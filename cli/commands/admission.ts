@@ -1,41 +1,30 @@
 // birthgate admit | status | retry | break-glass | cancel | rollback | stuck — the admission verbs.
-// Thin: parse and validate the arguments, call client/admissions.ts, print. No SQL here (cli/README).
+// Thin: parse and validate the arguments against the admission contract (refused input: exit 2 before
+// anything is sent), call client/admissions.ts, print. No SQL here (cli/README). The Temporal SDK and
+// the client load when a verb runs, not for --help or a usage error.
 import os from 'node:os';
-import { parseArgs } from 'node:util';
-import { ApplicationFailure, Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { z } from 'zod';
+import type { StuckBirth } from '../../client/admissions.ts';
 import {
-  AdmissionInputError,
-  admitByCode,
-  breakGlass,
-  cancel,
-  DecisionRefusedError,
-  listStuck,
-  NoWorkerError,
-  retry,
-  rollback,
-  status,
-  type StuckBirth,
-} from '../../client/admissions.ts';
-import { type AdmissionState, DEFAULT_COLLECTION, FailureType } from '../../contracts/admission.ts';
-import { createPool } from '../../db/pool.ts';
-import { UsageError, type CliContext, type Command } from '../command.ts';
+  Actor,
+  AdmissionInput,
+  type AdmissionState,
+  ApprovalId,
+  CollectionName,
+  DEFAULT_COLLECTION,
+  EntityCode,
+  FailureType,
+  Reason,
+} from '../../contracts/admission.ts';
+import { parseFlags, str, type Flags } from '../args.ts';
+import { CliError, EXIT, UsageError, type CliContext, type Command } from '../command.ts';
+import { shown } from '../errors.ts';
 
-type Options = Record<string, { type: 'boolean' | 'string'; multiple?: boolean }>;
-
-function parse(argv: string[], options: Options, positionals: number) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { collection: { type: 'string' }, json: { type: 'boolean' }, ...options }, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (parsed.positionals.length !== positionals) {
-    throw new UsageError(positionals === 1 ? 'expected exactly one CODE' : `expected ${positionals} positional arguments`);
-  }
-  return { values: parsed.values as Record<string, string | boolean | string[] | undefined>, positionals: parsed.positionals };
+function parse(argv: string[], flags: Flags, positionals: number) {
+  return parseFlags(argv, { collection: { type: 'string' }, ...flags }, { positionals, what: 'CODE' });
 }
 
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const whoami = () => process.env.USER || os.userInfo().username || 'operator';
 
 /** `k=v` → string, `k:=json` → a JSON scalar (number, boolean, null). */
@@ -49,14 +38,14 @@ export function parseFields(pairs: string[]): Record<string, string | number | b
       try {
         value = JSON.parse(typed[2]!);
       } catch {
-        throw new UsageError(`--field ${typed[1]}:= needs a JSON scalar, got ${typed[2]}`);
+        throw new UsageError(`--field ${shown(typed[1]!, 40)}:= needs a JSON scalar, got ${shown(typed[2]!)}`);
       }
-      if (value !== null && !['number', 'boolean', 'string'].includes(typeof value)) throw new UsageError(`--field ${typed[1]}:= must be a scalar`);
+      if (value !== null && !['number', 'boolean', 'string'].includes(typeof value)) throw new UsageError(`--field ${shown(typed[1]!, 40)}:= must be a scalar`);
       fields[typed[1]!] = value as string | number | boolean | null;
     } else if (plain) {
       fields[plain[1]!] = plain[2]!;
     } else {
-      throw new UsageError(`--field expects k=v (or k:=json), got ${pair}`);
+      throw new UsageError(`--field expects k=v (or k:=json), got ${shown(pair)}`);
     }
   }
   return fields;
@@ -66,32 +55,57 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 
 /** "90s", "10m", "2h", "1d" → milliseconds. */
 export function parseDuration(text: string, flag = '--older-than'): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
-  if (!m) throw new UsageError(`${flag} expects a duration like 30s, 10m, 2h or 1d; got ${text}`);
+  if (!m) throw new UsageError(`${flag} expects a duration like 30s, 10m, 2h or 1d; got ${shown(text)}`);
   return Number(m[1]) * UNIT_MS[m[2]!]!;
 }
 
+/** A refused field name or value, bounded: the input is named, never echoed at length (cli/errors.ts). */
+function describeInput(error: z.ZodError): string {
+  const segment = (p: PropertyKey) => (typeof p === 'string' && /^[a-z_][a-z0-9_]{0,62}$/.test(p) ? p : shown(String(p), 40));
+  return error.issues
+    .map((i) => {
+      const nested = (i as { issues?: { message: string }[] }).issues?.map((n) => n.message).join(', ');
+      const message = nested ? `${i.message}: ${nested}` : i.message;
+      return i.path.length ? `${i.path.map(segment).join('.')}: ${message}` : message;
+    })
+    .join('; ');
+}
+
+/** The contract's own schema at the CLI's boundary: refused here, nothing is sent (exit 2). */
+function checked<S extends z.core.$ZodType>(schema: S, raw: unknown): z.output<S> {
+  const r = z.safeParse(schema, raw);
+  if (!r.success) throw new UsageError(describeInput(r.error));
+  return r.data;
+}
+
+const Ref = z.strictObject({ collection: z._default(CollectionName, DEFAULT_COLLECTION), code: EntityCode });
+const ref = (code: string, collection: string | undefined) => checked(Ref, { code, collection });
+
+type Api = typeof import('../../client/admissions.ts');
+
 /**
- * The exit codes (README): 2 refused input, nothing sent; 3 the admission refused the operator's
- * decision (the reason is printed) or waits for a human; 1 failed.
+ * Connect, run, and map the client's refusals to the exit codes (README): 2 refused input, nothing
+ * sent; 3 the admission refused the operator's decision (the reason is printed); 1 failed.
  */
-async function withClient(ctx: CliContext, fn: (client: Client) => Promise<number>): Promise<number> {
+async function withClient(ctx: CliContext, code: string, fn: (client: Client, api: Api) => Promise<number>): Promise<number> {
   const { temporalAddress, namespace } = await ctx.endpoints();
-  const connection = await Connection.connect({ address: temporalAddress });
+  const sdk = await import('@temporalio/client');
+  const api = await import('../../client/admissions.ts');
+  const connection = await sdk.Connection.connect({ address: temporalAddress });
   try {
-    return await fn(new Client({ connection, namespace }));
+    return await fn(new sdk.Client({ connection, namespace }), api);
   } catch (err) {
-    if (err instanceof AdmissionInputError) throw new UsageError(err.message);
-    if (err instanceof DecisionRefusedError) {
-      ctx.err(`refused: ${err.message}`);
-      return 3;
+    if (err instanceof api.AdmissionInputError) {
+      throw new CliError(err.message, EXIT.refused, { code: 'REFUSED', next: `nothing was sent: \`birthgate status ${code}\` shows the admission that is there` });
     }
-    if (err instanceof NoWorkerError) {
-      ctx.err(err.message);
-      return 1;
+    if (err instanceof api.DecisionRefusedError) {
+      throw new CliError(`refused: ${err.message}`, EXIT.waiting, { code: 'REFUSED', next: `nothing was changed: \`birthgate status ${code}\` shows its stage and what it waits for` });
     }
-    if (err instanceof WorkflowNotFoundError) {
-      ctx.err(`no such admission: ${err.message} (\`birthgate stuck\` lists the parked ones)`);
-      return 2;
+    if (err instanceof api.NoWorkerError) {
+      throw new CliError(err.message, EXIT.failed, { code: 'NO_WORKER', next: `start one with \`birthgate worker\` (it polls BIRTHGATE_TASK_QUEUE, here ${ctx.config.taskQueue})` });
+    }
+    if (err instanceof sdk.WorkflowNotFoundError) {
+      throw new CliError(`no such admission: ${err.message}`, EXIT.refused, { code: 'NOT_FOUND', next: '`birthgate stuck` lists the parked ones; an admission into another collection needs --collection C' });
     }
     throw err;
   } finally {
@@ -108,46 +122,53 @@ function parkedLines(code: string, st: AdmissionState): string[] {
   ];
 }
 
-/** The first failure of `type` in err's cause chain. */
-function causeOfType(err: unknown, type: string): ApplicationFailure | undefined {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e instanceof ApplicationFailure && e.type === type) return e;
-  }
-  return undefined;
-}
-
-/** A failed admission as one line: the failure type and the reason, not a stack. */
-function failureLine(err: unknown): string {
-  if (err instanceof WorkflowFailedError) {
-    const cause = err.cause as (Error & { type?: string }) | undefined;
-    return `${cause?.type ?? cause?.name ?? 'FAILED'}: ${cause?.message ?? err.message}`;
-  }
-  return (err as Error).message;
-}
-
 const print = (ctx: CliContext, json: boolean, value: unknown, human: () => string[]) => {
   if (json) ctx.out(JSON.stringify(value, null, 2));
   else for (const line of human()) ctx.out(line);
 };
+
+/** admit --wait: a line on stderr every 10 s with the admission's stage, so a long wait shows it is alive. */
+function waitTicker(ctx: CliContext, client: Client, api: Api, code: string, collection: string): () => void {
+  const started = Date.now();
+  const timer = setInterval(() => {
+    void api.status(client, { code, collection }, { queryTimeoutMs: 3_000 })
+      .then((s) => ctx.err(`  ${code}: ${s.state?.stage ?? s.status} after ${Math.round((Date.now() - started) / 1000)} s …`))
+      .catch(() => undefined);
+  }, 10_000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
 
 export const commands: Command[] = [
   {
     name: 'admit',
     summary: 'admit a code: preflight → permit → insert → finalize (a second admit attaches to the same admission)',
     usage: 'admit CODE [--collection C] [--field k=v …] [--actor A] [--wait] [--timeout D] [--json]   (exit 3 when it parks for an operator)',
+    options: [
+      ['--collection C', `the governed collection (default ${DEFAULT_COLLECTION})`],
+      ['--field k=v', 'a column value for the row (repeatable; k:=json for a number, boolean or null)'],
+      ['--actor A', 'who asks (default: your login name)'],
+      ['--wait', 'wait until it is born (exit 0) or parks for an operator (exit 3)'],
+      ['--timeout D', 'wait at most D (30s, 10m, 2h); still running then: exit 3'],
+    ],
+    examples: ['birthgate admit DOT-1234 --wait', 'birthgate admit DOT-1234 --field name="Tool 1234" --wait --json'],
     async run(argv, ctx) {
       const { values, positionals } = parse(argv, { field: { type: 'string', multiple: true }, wait: { type: 'boolean' }, actor: { type: 'string' }, timeout: { type: 'string' } }, 1);
       const timeout = str(values.timeout);
       const timeoutMs = timeout ? parseDuration(timeout, '--timeout') : undefined;
-      const input = {
+      const input = checked(AdmissionInput, {
         code: positionals[0]!,
-        collection: str(values.collection) ?? DEFAULT_COLLECTION,
+        collection: str(values.collection),
         fields: parseFields((values.field as string[] | undefined) ?? []),
         requestedBy: str(values.actor) ?? whoami(),
-      };
-      return withClient(ctx, async (client) => {
+      });
+      const wait = values.wait === true || timeoutMs !== undefined;
+      return withClient(ctx, input.code, async (client, api) => {
+        const sdk = await import('@temporalio/client');
+        if (wait) ctx.err(`admitting ${input.collection} ${input.code}: waiting until it is born (exit 0) or parks for an operator (exit 3)${timeout ? `, at most ${timeout}` : ''} …`);
+        const stopTicker = wait ? waitTicker(ctx, client, api, input.code, input.collection) : () => undefined;
         try {
-          const a = await admitByCode(client, input, { taskQueue: ctx.config.taskQueue, wait: values.wait === true || timeoutMs !== undefined, timeoutMs, requireWorker: true });
+          const a = await api.admitByCode(client, input, { taskQueue: ctx.config.taskQueue, wait, timeoutMs, requireWorker: true });
           print(ctx, values.json === true, a, () =>
             a.rolledBack
               ? [`ROLLED_BACK: ${input.collection} ${input.code} was born, then rolled back — birth ${a.rolledBack.birthId} retired at ${a.rolledBack.retiredAt}`]
@@ -159,18 +180,28 @@ export const commands: Command[] = [
                     ? [`${input.code} still running after ${timeout} (\`birthgate status ${input.code}\` follows it)`]
                     : [`admission ${a.workflowId} ${a.running ? 'running' : 'closed'} (\`birthgate status ${input.code}\` follows it)`],
           );
-          if (a.rolledBack) return 1;
-          return a.parked || a.timedOut ? 3 : 0;
+          if (a.rolledBack) {
+            ctx.err(`next: its birth is retired history; \`birthgate status ${input.code}\` shows it`);
+            return EXIT.failed;
+          }
+          return a.parked || a.timedOut ? EXIT.waiting : EXIT.done;
         } catch (err) {
-          if (!(err instanceof WorkflowFailedError)) throw err;
-          const born = causeOfType(err, FailureType.ALREADY_BORN);
+          if (!(err instanceof sdk.WorkflowFailedError)) throw err;
+          let born: Error | undefined;
+          for (let e: unknown = err; e instanceof Error; e = e.cause) {
+            if (!born && e instanceof sdk.ApplicationFailure && e.type === FailureType.ALREADY_BORN) born = e;
+          }
           if (born) {
             // Refused, nothing changed: the code has its birth already (exit 2).
-            ctx.err(`admission of ${input.code} refused: ${born.message}`);
-            return 2;
+            throw new CliError(`admission of ${input.code} refused: ${born.message}`, EXIT.refused, { code: FailureType.ALREADY_BORN, next: `\`birthgate status ${input.code}\` shows its birth` });
           }
-          ctx.err(`admission of ${input.code} did not finalize: ${failureLine(err)}`);
-          return 1;
+          const cause = err.cause as (Error & { type?: string }) | undefined;
+          throw new CliError(`admission of ${input.code} did not finalize: ${cause?.type ?? cause?.name ?? 'FAILED'}: ${cause?.message ?? err.message}`, EXIT.failed, {
+            code: cause?.type ?? 'FAILED',
+            next: `\`birthgate status ${input.code}\` shows its transitions and the error; its history is in the Web UI`,
+          });
+        } finally {
+          stopTicker();
         }
       });
     },
@@ -179,10 +210,13 @@ export const commands: Command[] = [
     name: 'status',
     summary: "an admission's stage, permit, row, birth, blockers and transitions",
     usage: 'status CODE [--collection C] [--json]',
+    options: [['--collection C', `the collection it was admitted into (default ${DEFAULT_COLLECTION})`]],
+    examples: ['birthgate status DOT-1234', 'birthgate status DOT-1234 --json'],
     async run(argv, ctx) {
       const { values, positionals } = parse(argv, {}, 1);
-      return withClient(ctx, async (client) => {
-        const s = await status(client, { code: positionals[0]!, collection: str(values.collection) });
+      const r = ref(positionals[0]!, str(values.collection));
+      return withClient(ctx, r.code, async (client, api) => {
+        const s = await api.status(client, r);
         print(ctx, values.json === true, s, () => {
           const st = s.state;
           if (!st) return [`${s.workflowId}: ${s.status} (no worker answered the state query)`];
@@ -198,51 +232,76 @@ export const commands: Command[] = [
             ...st.transitions.map((x) => `  ${x.at} ${x.stage}${x.note ? ` — ${x.note}` : ''}`),
           ];
         });
-        return 0;
+        if (!s.state) ctx.err(`next: no worker answered: start one with \`birthgate worker\` (task queue ${ctx.config.taskQueue})`);
+        return EXIT.done;
       });
     },
   },
   {
     name: 'retry',
-    summary: 're-run the stop-condition checks of a stuck birth (or a failed compensation)',
-    usage: 'retry CODE [--collection C] [--actor A] [--reason R]',
+    summary: 're-run the stop-condition checks of a stuck birth (or a failed compensation); exit 3 when the admission refuses',
+    usage: 'retry CODE [--collection C] [--actor A] [--reason R] [--json]',
+    options: [
+      ['--collection C', `its collection (default ${DEFAULT_COLLECTION})`],
+      ['--actor A', 'who decides (default: your login name)'],
+      ['--reason R', 'why (recorded with the decision)'],
+    ],
+    examples: ['birthgate retry Tool_1234 --reason "code rule repaired"'],
     async run(argv, ctx) {
       const { values, positionals } = parse(argv, { actor: { type: 'string' }, reason: { type: 'string' } }, 1);
-      return withClient(ctx, async (client) => {
-        const ack = await retry(client, { code: positionals[0]!, collection: str(values.collection) }, { actor: str(values.actor) ?? whoami(), reason: str(values.reason) });
-        ctx.out(`retry accepted by ${positionals[0]}: ${ack.note}`);
-        return 0;
+      const r = ref(positionals[0]!, str(values.collection));
+      const payload = checked(z.strictObject({ actor: Actor, reason: z.optional(Reason) }), { actor: str(values.actor) ?? whoami(), reason: str(values.reason) });
+      return withClient(ctx, r.code, async (client, api) => {
+        const ack = await api.retry(client, r, payload);
+        print(ctx, values.json === true, { ...r, ...ack }, () => [`retry accepted by ${r.code}: ${ack.note}`]);
+        return EXIT.done;
       });
     },
   },
   {
     name: 'break-glass',
-    summary: 'admit a stuck birth past the gate under a break-glass ledger entry',
-    usage: 'break-glass CODE --actor A --reason R --approval ID [--collection C]',
+    summary: 'admit a stuck birth past the gate under a break-glass ledger entry (exit 3 when the database or the admission refuses)',
+    usage: 'break-glass CODE --actor A --reason R --approval ID [--collection C] [--json]',
+    options: [
+      ['--actor A', 'the operator who breaks the glass (required)'],
+      ['--reason R', 'why (required, in the ledger)'],
+      ['--approval ID', 'the approval or change id (required, in the ledger)'],
+      ['--collection C', `its collection (default ${DEFAULT_COLLECTION})`],
+    ],
+    examples: ['birthgate break-glass Tool_1234 --actor ana --reason "owner approved the exception" --approval CHG-1'],
     async run(argv, ctx) {
       const { values, positionals } = parse(argv, { actor: { type: 'string' }, reason: { type: 'string' }, approval: { type: 'string' } }, 1);
       for (const required of ['actor', 'reason', 'approval']) {
         if (!str(values[required])) throw new UsageError(`--${required} is required`);
       }
+      const r = ref(positionals[0]!, str(values.collection));
+      const request = checked(z.strictObject({ actor: Actor, reason: Reason, approvalId: ApprovalId }), {
+        actor: str(values.actor), reason: str(values.reason), approvalId: str(values.approval),
+      });
       // SECURITY.md: the ledger entry is opened with the operator's own database login
       // (BIRTHGATE_OPERATOR_DATABASE_URL; on the embedded stack the superuser URL), then signalled.
       const { operatorDatabaseUrl } = await ctx.endpoints();
-      return withClient(ctx, async (client) => {
+      const { createPool } = await import('../../db/pool.ts');
+      return withClient(ctx, r.code, async (client, api) => {
         const db = createPool(operatorDatabaseUrl, { max: 1, applicationName: 'birthgate-break-glass' });
         try {
-          const { breakGlassId, note } = await breakGlass(client, db, { code: positionals[0]!, collection: str(values.collection) }, {
-            actor: str(values.actor)!,
-            reason: str(values.reason)!,
-            approvalId: str(values.approval)!,
-          });
-          ctx.out(`break-glass entry ${breakGlassId} opened; ${positionals[0]} accepted it: ${note}`);
-          return 0;
+          const { breakGlassId, note } = await api.breakGlass(client, db, r, request);
+          print(ctx, values.json === true, { ...r, breakGlassId, note }, () => [`break-glass entry ${breakGlassId} opened; ${r.code} accepted it: ${note}`]);
+          return EXIT.done;
         } catch (err) {
           const code = (err as { code?: string }).code;
-          // The database refused the operator's act: refused input, nothing changed.
+          // The database refused the operator's act: nothing changed, a human decides what now.
           if (code && /^BG4/.test(code)) {
-            ctx.err(`break-glass refused by the database (${code}): ${(err as Error).message}`);
-            return 3;
+            throw new CliError(`break-glass refused by the database (${code}): ${(err as Error).message}`, EXIT.waiting, {
+              code,
+              next: `nothing was changed: \`birthgate status ${r.code}\` shows its blockers; \`birthgate drift\` the findings that hold every admission`,
+            });
+          }
+          if (code === '42501') {
+            throw new CliError(`break-glass refused by the database (42501): ${(err as Error).message}`, EXIT.refused, {
+              code,
+              next: 'use an operator login (a member of birthgate_operator): BIRTHGATE_OPERATOR_DATABASE_URL',
+            });
           }
           throw err;
         } finally {
@@ -253,15 +312,23 @@ export const commands: Command[] = [
   },
   {
     name: 'cancel',
-    summary: 'abandon an admission: compensations run, the permit ends CANCELLED',
-    usage: 'cancel CODE [--collection C] [--actor A] [--reason R]',
+    summary: 'abandon an admission: compensations run, the permit ends CANCELLED (exit 3 when the admission refuses)',
+    usage: 'cancel CODE [--collection C] [--actor A] [--reason R] [--json]',
+    options: [
+      ['--collection C', `its collection (default ${DEFAULT_COLLECTION})`],
+      ['--actor A', 'who decides (default: your login name)'],
+      ['--reason R', 'why (recorded)'],
+    ],
+    examples: ['birthgate cancel Tool_1234 --reason "not needed any more"'],
     async run(argv, ctx) {
       const { values, positionals } = parse(argv, { actor: { type: 'string' }, reason: { type: 'string' } }, 1);
+      const r = ref(positionals[0]!, str(values.collection));
       const actor = str(values.actor) ?? whoami();
-      return withClient(ctx, async (client) => {
-        const ack = await cancel(client, { code: positionals[0]!, collection: str(values.collection) }, { actor, reason: str(values.reason) ?? `cancelled by ${actor} from the CLI` });
-        ctx.out(`cancel accepted by ${positionals[0]}: ${ack.note}`);
-        return 0;
+      const payload = checked(z.strictObject({ actor: Actor, reason: Reason }), { actor, reason: str(values.reason) ?? `cancelled by ${actor} from the CLI` });
+      return withClient(ctx, r.code, async (client, api) => {
+        const ack = await api.cancel(client, r, payload);
+        print(ctx, values.json === true, { ...r, ...ack }, () => [`cancel accepted by ${r.code}: ${ack.note}`]);
+        return EXIT.done;
       });
     },
   },
@@ -269,22 +336,34 @@ export const commands: Command[] = [
     name: 'rollback',
     summary: 'undo an admission: while running, compensations; once finalized, the birth is retired',
     usage: 'rollback CODE [--collection C] [--actor A] [--reason R] [--json]',
+    options: [
+      ['--collection C', `its collection (default ${DEFAULT_COLLECTION})`],
+      ['--actor A', 'who decides (default: your login name)'],
+      ['--reason R', 'why (recorded)'],
+    ],
+    examples: ['birthgate rollback DOT-1234 --reason "admitted by mistake"'],
     // `rollback --to N` is the packet's; an admission rollback names a CODE.
     accepts: (args) => args.some((a) => !a.startsWith('-')),
     async run(argv, ctx) {
       const { values, positionals } = parse(argv, { actor: { type: 'string' }, reason: { type: 'string' } }, 1);
+      const r = ref(positionals[0]!, str(values.collection));
       const actor = str(values.actor) ?? whoami();
-      return withClient(ctx, async (client) => {
-        const r = await rollback(
-          client,
-          { code: positionals[0]!, collection: str(values.collection) },
-          { actor, reason: str(values.reason) ?? `rolled back by ${actor} from the CLI` },
-          { taskQueue: ctx.config.taskQueue },
-        );
-        print(ctx, values.json === true, r, () => [
-          r.via === 'signal' ? `rolled back before birth: ${r.workflowId}` : `birth ${r.birthId} retired (permit ${r.permitId})`,
+      const payload = checked(z.strictObject({ actor: Actor, reason: Reason }), { actor, reason: str(values.reason) ?? `rolled back by ${actor} from the CLI` });
+      return withClient(ctx, r.code, async (client, api) => {
+        let rolled;
+        try {
+          rolled = await api.rollback(client, r, payload, { taskQueue: ctx.config.taskQueue });
+        } catch (err) {
+          // The client's refusal when there is no birth to retire: nothing changed.
+          if (err instanceof Error && /^nothing to roll back/.test(err.message)) {
+            throw new CliError(err.message, EXIT.refused, { code: 'REFUSED', next: `\`birthgate status ${r.code}\` shows how the admission ended` });
+          }
+          throw err;
+        }
+        print(ctx, values.json === true, rolled, () => [
+          rolled.via === 'signal' ? `rolled back before birth: ${rolled.workflowId}` : `birth ${rolled.birthId} retired (permit ${rolled.permitId})`,
         ]);
-        return 0;
+        return EXIT.done;
       });
     },
   },
@@ -292,11 +371,14 @@ export const commands: Command[] = [
     name: 'stuck',
     summary: 'stuck births: admissions waiting for an operator (BLOCKED, COMPENSATION_FAILED, or their workflow task keeps failing)',
     usage: 'stuck [--older-than D] [--json]',
+    options: [['--older-than D', 'only those stuck longer than D (30s, 10m, 2h, 1d)']],
+    examples: ['birthgate stuck', 'birthgate stuck --older-than 1h --json'],
     async run(argv, ctx) {
-      const { values } = parse(argv, { 'older-than': { type: 'string' } }, 0);
+      const { values } = parseFlags(argv, { 'older-than': { type: 'string' } });
       const olderThan = str(values['older-than']);
-      return withClient(ctx, async (client) => {
-        const stuck = await listStuck(client, { olderThanMs: olderThan ? parseDuration(olderThan) : undefined });
+      const olderThanMs = olderThan ? parseDuration(olderThan) : undefined;
+      return withClient(ctx, 'CODE', async (client, api) => {
+        const stuck = await api.listStuck(client, { olderThanMs });
         // The first column says why: the parked stage, WORKFLOW_TASK_FAILING (a bad deploy: its
         // BirthStage is stale, its history in the Web UI shows the failure), or both.
         const why = (s: StuckBirth) => s.why.join('+');
@@ -310,7 +392,7 @@ export const commands: Command[] = [
             ? ['no stuck births']
             : stuck.map((s) => `${why(s).padEnd(width)} ${s.collection} ${s.code}${s.permitId ? ` permit ${s.permitId}` : ''} since ${s.since ?? s.startTime} — ${detail(s)}`),
         );
-        return 0;
+        return EXIT.done;
       });
     },
   },

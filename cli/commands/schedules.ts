@@ -1,22 +1,17 @@
 // birthgate schedules [--json] | schedules apply [--json] — the Temporal Schedules (client/schedules.ts):
 // the permit-expiry sweep and the drift watch, created idempotently on the admission task queue and
-// listed with their interval, overlap policy, catch-up window (and why), last and next run.
-import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
-import { ensureGovernanceHandoff } from '../../client/handoff.ts';
-import { applySchedules, listSchedules, type ScheduleView } from '../../client/schedules.ts';
-import { UsageError, type CliContext, type Command } from '../command.ts';
+// listed with their interval, overlap policy, catch-up window (and why), last and next run. The SDK
+// and the client load when a verb runs.
+import type { Client } from '@temporalio/client';
+import type { ScheduleView } from '../../client/schedules.ts';
+import { parseFlags } from '../args.ts';
+import { EXIT, type CliContext, type Command } from '../command.ts';
 
-function json(argv: string[]): boolean {
-  try {
-    return parseArgs({ args: argv, options: { json: { type: 'boolean' } }, allowPositionals: false, strict: true }).values.json === true;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
+const json = (argv: string[]): boolean => parseFlags(argv, {}).values.json === true;
 
 async function withTemporal<T>(ctx: CliContext, fn: (client: Client) => Promise<T>): Promise<T> {
   const { temporalAddress, namespace } = await ctx.endpoints();
+  const { Client, Connection } = await import('@temporalio/client');
   const connection = await Connection.connect({ address: temporalAddress });
   try {
     return await fn(new Client({ connection, namespace }));
@@ -54,20 +49,27 @@ export const commands: Command[] = [
     name: 'schedules',
     summary: 'the Temporal Schedules (permit expiry, drift watch): interval, overlap policy, catch-up window, last/next run (exit 1 when one is missing or differs)',
     usage: 'schedules [--json]',
+    examples: ['birthgate schedules', 'birthgate schedules --json'],
     async run(argv, ctx) {
       const asJson = json(argv);
+      const { listSchedules } = await import('../../client/schedules.ts');
       const views = await withTemporal(ctx, (client) => listSchedules(client, { taskQueue: ctx.config.taskQueue }));
       if (asJson) ctx.out(JSON.stringify(views, null, 2));
       else for (const v of views) for (const l of lines(v)) ctx.out(l);
-      return views.every((v) => v.server && v.server.differences.length === 0) ? 0 : 1;
+      const ok = views.every((v) => v.server && v.server.differences.length === 0);
+      if (!ok) ctx.err(`next: \`birthgate schedules apply\` creates them, or brings them to their declaration (task queue ${ctx.config.taskQueue})`);
+      return ok ? EXIT.done : EXIT.failed;
     },
   },
   {
     name: 'schedules apply',
     summary: 'create the Schedules, or bring them to their declaration (idempotent; `npm start` runs it too)',
     usage: 'schedules apply [--json]',
+    examples: ['birthgate schedules apply', 'birthgate schedules apply --json'],
     async run(argv, ctx) {
       const asJson = json(argv);
+      const { applySchedules } = await import('../../client/schedules.ts');
+      const { ensureGovernanceHandoff } = await import('../../client/handoff.ts');
       // The governance handoff is a long-running tail, not a Schedule (workflows/handoff.ts): started here
       // too, once per estate database, idempotently.
       const database = decodeURIComponent(new URL((await ctx.endpoints()).databaseUrl).pathname.replace(/^\//, ''));
@@ -80,7 +82,7 @@ export const commands: Command[] = [
         for (const a of applied) ctx.out(`${a.outcome.padEnd(9)} ${a.scheduleId}${a.changed.length ? ` (${a.changed.join('; ')})` : ''}`);
         ctx.out(`${(handoff.started ? 'started' : 'running').padEnd(9)} ${handoff.workflowId} (the governance handoff of ${database})`);
       }
-      return 0;
+      return EXIT.done;
     },
   },
 ];

@@ -1,51 +1,46 @@
 // birthgate stack up [--detach] [--temporal dev|server] | down | status [--json]
 // `--temporal server` (or BIRTHGATE_TEMPORAL_ENGINE=server) runs a real Temporal server on PostgreSQL
 // persistence instead of the CLI's dev server (stack/temporal-server.ts); the dev server stays the default.
+// The supervisor, the SDK and the driver load when a verb runs (cli/main.ts: --help answers at once).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { Connection } from '@temporalio/client';
 import { projectRoot, type Config } from '../../config/index.ts';
-import { withClient } from '../../db/pool.ts';
-import { stackDown } from '../../stack/down.ts';
 import { readState, stateFile } from '../../stack/endpoints.ts';
-import { isAlive } from '../../stack/postgres.ts';
-import { startStack } from '../../stack/supervisor.ts';
-import { UsageError, type CliContext, type Command } from '../command.ts';
+import { parseFlags, str } from '../args.ts';
+import { CliError, EXIT, UsageError, type CliContext, type Command } from '../command.ts';
+import { explain, shown } from '../errors.ts';
 import { redact, untilSignal } from '../process.ts';
-
-function args(argv: string[], options: Record<string, { type: 'boolean' | 'string' }>) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: false }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
 
 type Engine = Config['temporalEngine'];
 
-function engineOption(value: string | boolean | undefined, fallback: Engine): Engine {
+function engineOption(value: string | undefined, fallback: Engine): Engine {
   if (value === undefined) return fallback;
   if (value === 'dev' || value === 'server') return value;
-  throw new UsageError(`--temporal must be dev or server, not ${String(value)}`);
+  throw new UsageError(`--temporal must be dev or server, not ${shown(value)}`);
 }
 
-async function serveForeground(ctx: CliContext, engine: Engine = ctx.config.temporalEngine): Promise<number> {
+const isAlive = async (pid: number) => (await import('../../stack/postgres.ts')).isAlive(pid);
+
+async function serveForeground(ctx: CliContext, json: boolean, engine: Engine = ctx.config.temporalEngine): Promise<number> {
+  const { startStack } = await import('../../stack/supervisor.ts');
   const stack = await startStack({ ...ctx.config, temporalEngine: engine }, ctx.err);
   const s = stack.state;
-  ctx.err(`stack up: database ${redact(s.databaseUrl)} · temporal ${s.temporalAddress} · UI ${s.uiUrl ?? '-'}`);
+  ctx.err(`stack up: database ${redact(s.databaseUrl)} · temporal ${s.temporalAddress} · UI ${s.uiUrl ?? '-'} (Ctrl-C stops it)`);
+  // The one JSON value once the stack is ready: a script reads where it is, then leaves it serving.
+  if (json) ctx.out(JSON.stringify({ running: true, supervisorPid: process.pid, databaseUrl: s.databaseUrl, temporalAddress: s.temporalAddress, namespace: s.namespace, uiUrl: s.uiUrl ?? null, engine }, null, 2));
   const signal = await untilSignal();
   ctx.err(`${signal}: stopping the stack …`);
   await stack.stop();
-  return 0;
+  return EXIT.done;
 }
 
-async function upDetached(ctx: CliContext, engine: Engine): Promise<number> {
+async function upDetached(ctx: CliContext, json: boolean, engine: Engine): Promise<number> {
   const existing = readState(ctx.config);
-  if (existing && isAlive(existing.supervisorPid)) {
-    ctx.out(`the stack is already running (supervisor pid ${existing.supervisorPid})`);
-    return 0;
+  if (existing && (await isAlive(existing.supervisorPid))) {
+    if (json) ctx.out(JSON.stringify({ running: true, started: false, supervisorPid: existing.supervisorPid, stateFile: stateFile(ctx.config) }, null, 2));
+    else ctx.out(`the stack is already running (supervisor pid ${existing.supervisorPid})`);
+    return EXIT.done;
   }
   fs.mkdirSync(path.join(ctx.config.home, 'logs'), { recursive: true });
   const logFile = path.join(ctx.config.home, 'logs', 'stack.log');
@@ -58,30 +53,41 @@ async function upDetached(ctx: CliContext, engine: Engine): Promise<number> {
   fs.closeSync(log);
   let exit: number | null | undefined;
   child.once('exit', (code) => (exit = code));
+  ctx.err(`starting the stack (supervisor pid ${child.pid}, log ${logFile}) …`);
   // The first start may install the Temporal CLI, or build the Temporal server (~5 min with a cold Go cache).
-  const deadline = Date.now() + 900_000;
+  const started = Date.now();
+  const deadline = started + 900_000;
+  let told = started;
   while (Date.now() < deadline) {
     const state = readState(ctx.config);
     if (state?.ready && state.supervisorPid === child.pid) {
       child.unref();
-      ctx.out(`stack up (supervisor pid ${child.pid}); \`birthgate stack status\` shows where`);
-      return 0;
+      if (json) ctx.out(JSON.stringify({ running: true, started: true, supervisorPid: child.pid, stateFile: stateFile(ctx.config), logFile }, null, 2));
+      else ctx.out(`stack up (supervisor pid ${child.pid}); \`birthgate stack status\` shows where`);
+      return EXIT.done;
     }
     if (exit !== undefined) {
       const tail = fs.readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
-      ctx.err(`the stack did not start (exit ${exit}):\n${tail}`);
-      return 1;
+      ctx.err(tail);
+      throw new CliError(`the stack did not start (exit ${exit}); the last lines of ${logFile} are above`, EXIT.failed, {
+        code: 'STACK_FAILED',
+        next: 'fix what the log says (a port in use: BIRTHGATE_PG_PORT / BIRTHGATE_TEMPORAL_PORT / BIRTHGATE_UI_PORT), then run `birthgate stack up --detach` again',
+      });
+    }
+    if (Date.now() - told >= 15_000) {
+      told = Date.now();
+      ctx.err(`  still starting after ${Math.round((told - started) / 1000)} s (a first start installs the Temporal CLI) …`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  ctx.err(`the stack did not become ready in time; see ${logFile}`);
-  return 1;
+  throw new CliError(`the stack did not become ready in ${(deadline - started) / 60_000} min`, EXIT.failed, { code: 'STACK_FAILED', next: `see ${logFile}; \`birthgate stack down\` stops what started` });
 }
 
 type Health = { ok: boolean; detail: string };
 
 async function checkPostgres(url: string): Promise<Health> {
   try {
+    const { withClient } = await import('../../db/pool.ts');
     const r = await withClient(url, (c) => c.query<{ v: string }>('SELECT current_setting($1) AS v', ['server_version']));
     return { ok: true, detail: `PostgreSQL ${r.rows[0]?.v}` };
   } catch (err) {
@@ -91,6 +97,7 @@ async function checkPostgres(url: string): Promise<Health> {
 
 async function checkTemporal(address: string): Promise<Health> {
   try {
+    const { Connection } = await import('@temporalio/client');
     const connection = await Connection.connect({ address, connectTimeout: 3_000 });
     try {
       const info = await connection.workflowService.getSystemInfo({});
@@ -107,44 +114,60 @@ export const commands: Command[] = [
   {
     name: 'stack up',
     summary: 'start embedded PostgreSQL 16 and Temporal (the dev server, or --temporal server) (foreground, or --detach)',
-    usage: 'stack up [--detach] [--temporal dev|server]',
+    usage: 'stack up [--detach] [--temporal dev|server] [--json]',
+    options: [
+      ['--detach', 'start it in the background and return once it is ready (else it serves until Ctrl-C)'],
+      ['--temporal dev|server', 'the Temporal dev server (default), or a real Temporal server on PostgreSQL'],
+    ],
+    examples: ['birthgate stack up --detach', 'birthgate stack up --temporal server --detach --json'],
     async run(argv, ctx) {
-      const v = args(argv, { detach: { type: 'boolean' }, temporal: { type: 'string' } });
-      const engine = engineOption(v.temporal, ctx.config.temporalEngine);
-      return v.detach ? upDetached(ctx, engine) : serveForeground(ctx, engine);
+      const { values: v } = parseFlags(argv, { detach: { type: 'boolean' }, temporal: { type: 'string' } });
+      const engine = engineOption(str(v.temporal), ctx.config.temporalEngine);
+      return v.detach ? upDetached(ctx, v.json === true, engine) : serveForeground(ctx, v.json === true, engine);
     },
   },
   {
     name: 'stack serve',
     summary: '(internal) the detached supervisor process',
     usage: 'stack serve',
-    run: (_argv, ctx) => serveForeground(ctx),
+    examples: ['birthgate stack serve   # what `birthgate stack up --detach` starts in the background'],
+    async run(argv, ctx) {
+      const { values: v } = parseFlags(argv, {});
+      return serveForeground(ctx, v.json === true);
+    },
   },
   {
     name: 'stack down',
     summary: 'stop the stack and everything it started',
-    usage: 'stack down',
+    usage: 'stack down [--json]',
+    examples: ['birthgate stack down'],
     async run(argv, ctx) {
-      args(argv, {});
+      const { values: v } = parseFlags(argv, {});
+      const { stackDown } = await import('../../stack/down.ts');
       const stopped = await stackDown(ctx.config);
-      ctx.out(stopped.length ? `stack down: stopped ${stopped.join(', ')}` : 'stack down: nothing was running');
-      return 0;
+      if (v.json) ctx.out(JSON.stringify({ stopped }, null, 2));
+      else ctx.out(stopped.length ? `stack down: stopped ${stopped.join(', ')}` : 'stack down: nothing was running');
+      return EXIT.done;
     },
   },
   {
     name: 'stack status',
-    summary: 'where the stack is and whether it is healthy',
+    summary: 'where the stack is and whether it is healthy (exit 1 when it is not running or a part is down)',
     usage: 'stack status [--json]',
+    examples: ['birthgate stack status', 'birthgate stack status --json'],
     async run(argv, ctx) {
-      const v = args(argv, { json: { type: 'boolean' } });
+      const { values: v } = parseFlags(argv, {});
       const state = readState(ctx.config);
       let endpoints;
       try {
         endpoints = await ctx.endpoints();
       } catch (err) {
-        if (v.json) ctx.out(JSON.stringify({ running: false, error: (err as Error).message, stateFile: stateFile(ctx.config) }));
-        else ctx.err((err as Error).message);
-        return 1;
+        const e = explain(err);
+        // Not running is this verb's answer, not a crash: the report says so, with the same error object as any failure.
+        if (v.json) ctx.out(JSON.stringify({ running: false, stateFile: stateFile(ctx.config), error: { code: e.code, message: e.message, next: e.next ?? null } }, null, 2));
+        ctx.err(`birthgate stack status: ${e.message}`);
+        if (e.next) ctx.err(`next: ${e.next}`);
+        return EXIT.failed;
       }
       const [pgHealth, temporalHealth] = await Promise.all([checkPostgres(endpoints.databaseUrl), checkTemporal(endpoints.temporalAddress)]);
       const healthy = pgHealth.ok && temporalHealth.ok;
@@ -167,7 +190,8 @@ export const commands: Command[] = [
         ctx.out(`temporal   ${report.temporalAddress} namespace ${report.namespace} (${report.engine === 'server' ? 'Temporal server on PostgreSQL' : report.engine === 'dev' ? 'dev server' : 'external'})  ${temporalHealth.ok ? 'ok' : 'DOWN'} (${temporalHealth.detail})`);
         ctx.out(`web UI     ${report.uiUrl ?? '-'}`);
       }
-      return healthy ? 0 : 1;
+      if (!healthy) ctx.err(`next: ${report.engine === 'external' ? 'check the servers at DATABASE_URL / TEMPORAL_ADDRESS' : '`birthgate stack down`, then `birthgate stack up --detach` (its log: BIRTHGATE_HOME/logs/stack.log)'}`);
+      return healthy ? EXIT.done : EXIT.failed;
     },
   },
 ];

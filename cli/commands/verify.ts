@@ -1,11 +1,10 @@
 // birthgate verify [--json]: the entry-state probes of KB-2590 §1–§9, live. When the estate is a
 // loaded world, every figure it declares is checked too; a mismatch exits 1.
-import { parseArgs } from 'node:util';
-import { withClient } from '../../db/pool.ts';
 import { WORLD_FIGURES } from '../../fixtures/figures.ts';
-import { formatEntryState, probeEntryState, type EntryState } from '../../probes/entry-state.ts';
+import type { EntryState } from '../../probes/entry-state.ts';
 import { compareWithFigures, type FigureCheck } from '../../probes/figures-check.ts';
-import { UsageError, type Command } from '../command.ts';
+import { parseFlags } from '../args.ts';
+import { EXIT, type Command } from '../command.ts';
 
 export type VerifyReport = {
   entryState: EntryState;
@@ -14,6 +13,8 @@ export type VerifyReport = {
 };
 
 export async function verifyEntryState(databaseUrl: string): Promise<VerifyReport> {
+  const { withClient } = await import('../../db/pool.ts');
+  const { probeEntryState } = await import('../../probes/entry-state.ts');
   const entryState = await withClient(databaseUrl, (c) => probeEntryState(c));
   if (!entryState.worldScale) return { entryState, comparison: null };
   const checks = compareWithFigures(entryState, WORLD_FIGURES[entryState.worldScale]);
@@ -33,25 +34,27 @@ function formatComparison(c: NonNullable<VerifyReport['comparison']>): string {
 export const commands: Command[] = [
   {
     name: 'verify',
-    summary: "probe the live entry state (KB-2590 §1–§9) and check a loaded world's figures",
+    summary: "probe the live entry state (KB-2590 §1–§9) and check a loaded world's figures (exit 1 when a figure differs)",
     usage: 'verify [--json]',
+    examples: ['birthgate verify', 'birthgate verify --json'],
     async run(argv, ctx) {
-      let json = false;
-      try {
-        json = parseArgs({ args: argv, options: { json: { type: 'boolean' } }, allowPositionals: false }).values.json === true;
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
+      const json = parseFlags(argv, {}).values.json === true;
       const { databaseUrl } = await ctx.endpoints();
       const report = await verifyEntryState(databaseUrl);
       if (json) {
         ctx.out(JSON.stringify(report, null, 2));
       } else {
+        const { formatEntryState } = await import('../../probes/entry-state.ts');
         ctx.out(formatEntryState(report.entryState));
         ctx.out('');
         ctx.out(report.comparison ? formatComparison(report.comparison) : 'no world marker: nothing declared to compare with');
       }
-      return report.comparison && !report.comparison.ok ? 1 : 0;
+      if (report.comparison && !report.comparison.ok) {
+        // The report is the answer; what to do about a difference goes beside it, on stderr.
+        ctx.err(`next: the lines above name each figure that differs from what the loaded world declares; \`birthgate world load --scale ${report.comparison.scale} --force\` loads it afresh`);
+        return EXIT.failed;
+      }
+      return EXIT.done;
     },
   },
 ];
