@@ -66,7 +66,21 @@ function help(all: Command[], wanted: string[]): number {
   return unknownVerb(all, wanted, false);
 }
 
+/**
+ * A reader that goes away early (`birthgate stuck | head -1`) closes the pipe: what is left to print is
+ * dropped, and the verb still finishes its work and returns its own exit code — an apply is not
+ * abandoned half way because its output was not wanted.
+ */
+export function toleratePipeClose(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    stream.write = (() => true) as typeof stream.write;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  toleratePipeClose(process.stdout);
+  toleratePipeClose(process.stderr);
   const all = await loadCommands();
   if (argv.length === 0 || isHelp(argv[0]!)) return help(all, []);
   if (argv[0] === 'help') return help(all, argv.slice(1).filter((a) => !a.startsWith('-')));

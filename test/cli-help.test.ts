@@ -257,3 +257,26 @@ describe('birthgate: help, exit codes and --json for every verb', () => {
     assert.match(verb!.stderr, /unknown verb "x\\u001b\[2J"/);
   });
 });
+
+test('a reader that closes the pipe early (`birthgate stuck | head -1`) costs the rest of the output, not the verb\'s work or its exit code', async () => {
+  const { spawn } = await import('node:child_process');
+  // A verb's shape: a first line, then more output after the reader has gone, then its own exit code.
+  const script = [
+    "import { toleratePipeClose } from './cli/main.ts';",
+    'toleratePipeClose(process.stdout);',
+    "process.stdout.write('first line\\n');",
+    'await new Promise((r) => setTimeout(r, 300));',
+    "for (let i = 0; i < 2000; i++) process.stdout.write('x'.repeat(100) + '\\n');",
+    "await new Promise((r) => setTimeout(r, 100));",
+    "process.stderr.write('verb finished\\n');",
+    'process.exitCode = 3;',
+  ].join('\n');
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  await new Promise<void>((resolve) => child.stdout.once('data', () => { child.stdout.destroy(); resolve(); }));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  assert.equal(code, 3, err);
+  assert.match(err, /verb finished/);
+  assert.doesNotMatch(err, /EPIPE/);
+});

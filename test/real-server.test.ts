@@ -202,7 +202,7 @@ describe('a real Temporal server on PostgreSQL (issue 10)', () => {
     try {
       const up = await runCli(['stack', 'up', '--temporal', 'server', '--detach'], cliEnv);
       assert.equal(up.code, 0, `${up.stdout}${up.stderr}`);
-      const st = await runCli(['stack', 'status', '--json'], cliEnv);
+      const st = await runCli(['stack', 'status', '--json', '--show-secrets'], cliEnv);
       assert.equal(st.code, 0, st.stderr);
       const s = JSON.parse(st.stdout) as { running: boolean; engine: string; uiUrl: string | null; databaseUrl: string; temporalAddress: string; temporal: { detail: string } };
       assert.deepEqual([s.running, s.engine, s.uiUrl, s.temporalAddress], [true, 'server', null, `127.0.0.1:${cliEnv.BIRTHGATE_TEMPORAL_PORT}`]);

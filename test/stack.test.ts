@@ -48,7 +48,7 @@ function childEnv(): NodeJS.ProcessEnv {
 type Status = { running: boolean; databaseUrl: string; temporalAddress: string; namespace: string; uiUrl: string; supervisorPid: number };
 
 async function status(): Promise<Status> {
-  const r = await runCli(['stack', 'status', '--json'], childEnv());
+  const r = await runCli(['stack', 'status', '--json', '--show-secrets'], childEnv());
   assert.equal(r.code, 0, `stack status failed: ${r.stdout}${r.stderr}`);
   return JSON.parse(r.stdout) as Status;
 }
@@ -59,6 +59,15 @@ test('stack up --detach starts PostgreSQL 16 and Temporal, and status says where
   const s = await status();
   assert.equal(s.running, true);
   assert.match(s.databaseUrl, /^postgres:\/\/postgres:/);
+  // Without --show-secrets no password reaches the output (it ends up in logs and CI transcripts).
+  const masked = await runCli(['stack', 'status', '--json'], childEnv());
+  assert.equal(masked.code, 0, masked.stderr);
+  const m = JSON.parse(masked.stdout) as { databaseUrl: string; workerDatabaseUrl: string };
+  assert.equal(new URL(m.databaseUrl).password, '***');
+  assert.equal(new URL(m.workerDatabaseUrl).password, '***');
+  for (const secret of [new URL(s.databaseUrl).password, new URL((JSON.parse((await runCli(['stack', 'status', '--json', '--show-secrets'], childEnv())).stdout) as { workerDatabaseUrl: string }).workerDatabaseUrl).password]) {
+    assert.ok(secret.length > 0 && !masked.stdout.includes(secret) && !masked.stderr.includes(secret), 'a password was printed');
+  }
   assert.equal(s.temporalAddress, `127.0.0.1:${env.BIRTHGATE_TEMPORAL_PORT}`);
   assert.equal(s.namespace, 'default');
   assert.equal(s.uiUrl, `http://127.0.0.1:${env.BIRTHGATE_UI_PORT}`);

@@ -153,10 +153,13 @@ export const commands: Command[] = [
   {
     name: 'stack status',
     summary: 'where the stack is and whether it is healthy (exit 1 when it is not running or a part is down)',
-    usage: 'stack status [--json]',
-    examples: ['birthgate stack status', 'birthgate stack status --json'],
+    usage: 'stack status [--json] [--show-secrets]',
+    options: [['--show-secrets', 'print the connection URLs with their passwords (for a script that connects with them); else they are masked as ***']],
+    examples: ['birthgate stack status', 'birthgate stack status --json', 'birthgate stack status --json --show-secrets'],
     async run(argv, ctx) {
-      const { values: v } = parseFlags(argv, {});
+      const { values: v } = parseFlags(argv, { 'show-secrets': { type: 'boolean' } });
+      // Passwords stay out of output that ends up in logs and CI transcripts unless asked for by name.
+      const shown = (url: string) => (v['show-secrets'] ? url : redact(url));
       const state = readState(ctx.config);
       let endpoints;
       try {
@@ -173,8 +176,8 @@ export const commands: Command[] = [
       const healthy = pgHealth.ok && temporalHealth.ok;
       const report = {
         running: healthy,
-        databaseUrl: endpoints.databaseUrl,
-        workerDatabaseUrl: endpoints.workerDatabaseUrl,
+        databaseUrl: shown(endpoints.databaseUrl),
+        workerDatabaseUrl: shown(endpoints.workerDatabaseUrl),
         temporalAddress: endpoints.temporalAddress,
         namespace: endpoints.namespace,
         // Which Temporal: the dev server, a real server on PostgreSQL (`--temporal server`), or TEMPORAL_ADDRESS's.

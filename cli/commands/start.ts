@@ -138,11 +138,16 @@ export const commands: Command[] = [
         // The Schedules (permit-expiry sweep, drift watch) run on this worker: created or brought to their declaration.
         const schedules = await applySchedules(client, { taskQueue: ctx.config.taskQueue });
         for (const a of schedules) ctx.err(`schedule ${a.scheduleId}: ${a.outcome} (\`birthgate schedules\` lists them)`);
+        // The governance handoff (a long-running tail, not a Schedule), once per estate, as `schedules apply` starts it.
+        const { ensureGovernanceHandoff } = await import('../../client/handoff.ts');
+        const database = decodeURIComponent(new URL(endpoints.databaseUrl).pathname.replace(/^\//, ''));
+        const handoff = await ensureGovernanceHandoff(client, { taskQueue: ctx.config.taskQueue, database });
+        ctx.err(`handoff ${handoff.workflowId}: ${handoff.started ? 'started' : 'running'}`);
         const tour = await guidedTour(ctx, say, client, endpoints.uiUrl);
         if (json) {
           ctx.out(JSON.stringify({
             temporalAddress: endpoints.temporalAddress, namespace: endpoints.namespace, uiUrl: endpoints.uiUrl ?? null, taskQueue: ctx.config.taskQueue,
-            buildId: wb.buildId, packet, schedules: schedules.map((a) => ({ scheduleId: a.scheduleId, outcome: a.outcome })), ...tour, serving: !v.once,
+            buildId: wb.buildId, packet, schedules: schedules.map((a) => ({ scheduleId: a.scheduleId, outcome: a.outcome })), handoff, ...tour, serving: !v.once,
           }, null, 2));
         }
         if (!v.once) {
