@@ -89,6 +89,8 @@ export type RecordedState = { runId: string; step: number | null; hash: string; 
 /**
  * The last catalog state the runner itself recorded: the newest exit fingerprint of a step or a run.
  * The entry drift check compares the live catalog with it (packet/drift.ts). None before the first run.
+ * A refused run is left out: it changed nothing, and the exit it records is the state it refused —
+ * taken as the runner's own, a drift refused once (ENTRY_DRIFT) would pass the next run unseen.
  */
 export async function lastRecordedState(q: Queryable): Promise<RecordedState | undefined> {
   const exists = await q.query<{ ok: boolean }>(`SELECT to_regclass('birthgate_ledger.apply_step') IS NOT NULL AS ok`);
@@ -99,7 +101,7 @@ export async function lastRecordedState(q: Queryable): Promise<RecordedState | u
          FROM birthgate_ledger.apply_step WHERE exit_hash IS NOT NULL
        UNION ALL
        SELECT run_id, NULL, exit_hash, exit_fingerprint, finished_at
-         FROM birthgate_ledger.apply_run WHERE exit_hash IS NOT NULL
+         FROM birthgate_ledger.apply_run WHERE exit_hash IS NOT NULL AND status <> 'refused'
      ) s ORDER BY at DESC NULLS LAST LIMIT 1`,
   );
   const row = r.rows[0];
