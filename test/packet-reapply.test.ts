@@ -3,7 +3,7 @@
 // birth of a code outside the family code rule leaves step 13 applied: a re-run is "already applied"
 // (exit 0) and the rehearsal passes. (b) The estate owner's DDL on a governed table, accepted by an
 // operator's rebaseline, is no drift for the runner either; a change nobody accepted is still refused
-// (ENTRY_DRIFT, exit 1), and on the next try too. One estate for both, in order. Real PostgreSQL 16, the
+// (ENTRY_DRIFT, exit 3: blocked until an operator repairs or rebaselines), and on the next try too. One estate for both, in order. Real PostgreSQL 16, the
 // real Temporal dev server, admission worker and CLI; asserted on the ledger and the catalog.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -52,11 +52,11 @@ async function reapplyIsNoOp(db: FreshDatabase, env: NodeJS.ProcessEnv): Promise
   assert.deepEqual(await catalogFingerprint(db.pool), before, 'the no-op re-run changed nothing in the catalog');
 }
 
-/** `birthgate apply --json` refused by the entry drift check: exit 1, the run refused in the ledger, nothing changed. */
+/** `birthgate apply --json` refused by the entry drift check: exit 3 (blocked for a human), the run refused in the ledger, nothing changed. */
 async function reapplyRefused(db: FreshDatabase, env: NodeJS.ProcessEnv): Promise<string> {
   const before = await catalogFingerprint(db.pool);
   const r = await runCli(['apply', '--json'], env);
-  assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
+  assert.equal(r.code, 3, `${r.stdout}\n${r.stderr}`);
   const out = JSON.parse(r.stdout) as { code: string; runId: string; message: string };
   assert.equal(out.code, 'ENTRY_DRIFT');
   assert.deepEqual((await runs(db.pool)).find((x) => x.run_id === out.runId), { run_id: out.runId, status: 'refused', error_code: 'ENTRY_DRIFT' });
@@ -136,7 +136,7 @@ describe('re-running the packet on an applied estate', () => {
     assert.deepEqual(report.feasibility.steps.filter((s) => s.ran || !s.ok), [], 'the rehearsal found every step applied, step 13 included');
   });
 
-  test('an owner change to a governed table accepted by a rebaseline: apply again exits 0 as a no-op; a change nobody accepted is refused (exit 1), twice', async () => {
+  test('an owner change to a governed table accepted by a rebaseline: apply again exits 0 as a no-op; a change nobody accepted is refused (exit 3, blocked for an operator), twice', async () => {
     // The estate owner gives a governed table's column a default: DDL the drift watch reports.
     await asOwner(db, `ALTER TABLE public.dot_tools ALTER COLUMN category SET DEFAULT 'general'`);
     await db.pool.query(`SELECT fn_drift_watch_tick('test')`);

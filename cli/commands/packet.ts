@@ -77,10 +77,12 @@ const whoami = () => process.env.USER || os.userInfo().username || 'operator';
 
 /**
  * The CLI's exit codes: 3 while the packet waits for a human (the one-way door without the owner's
- * approval), 2 for a refusal that changed nothing (a rollback whose preconditions fail, bad
- * request, a busy packet lock or lease), 1 for a failure.
+ * approval; an estate that drifted from the runner's record, which an operator looks at and then
+ * repairs or accepts with `birthgate rebaseline`), 2 for a refusal that changed nothing (a rollback
+ * whose preconditions fail, bad request, a busy packet lock or lease), 1 for a failure.
  */
 export function exitCodeOf(err: PacketError): number {
+  if (err.code === PacketFailure.EntryDrift) return 3;
   if (err.code === PacketFailure.Precondition) return /needs an owner approval/.test(err.message) ? 3 : 2;
   if (err.code === PacketFailure.BadRequest || err.code === PacketFailure.Busy) return 2;
   return 1;
