@@ -12,6 +12,6 @@ export const BreakGlassEntry = z.strictObject({
   approvalId: ApprovalId,
   workflowId: z.string().min(1),
   /** The ledger entry the operator opened; null = none (refused before any insert). */
-  breakGlassId: DbId.nullable(),
+  breakGlassId: z.nullable(DbId),
 });
 export type BreakGlassEntry = z.infer<typeof BreakGlassEntry>;

@@ -12,7 +12,7 @@ import {
 import type { UpdateDefinition } from '@temporalio/common';
 import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import proto from '@temporalio/proto'; // CommonJS: the enums come from its default export
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   AdmissionInput,
   type AdmissionResult,
@@ -64,13 +64,13 @@ async function decide<A>(handle: WorkflowHandle, update: UpdateDefinition<Decisi
   return ack;
 }
 
-function valid<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.output<S> {
+function valid<S extends z.ZodMiniType>(schema: S, raw: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new AdmissionInputError(`${what}: ${describeIssues(parsed.error)}`);
   return parsed.data;
 }
 
-export const AdmissionRef = z.strictObject({ collection: CollectionName.default(DEFAULT_COLLECTION), code: EntityCode });
+export const AdmissionRef = z.strictObject({ collection: z._default(CollectionName, DEFAULT_COLLECTION), code: EntityCode });
 export type AdmissionRef = z.input<typeof AdmissionRef>;
 
 function handleOf(client: Client, raw: AdmissionRef): { ref: z.output<typeof AdmissionRef>; handle: WorkflowHandle<typeof dotBirthAdmit> } {
@@ -270,7 +270,7 @@ export async function retry(client: Client, ref: AdmissionRef, raw: RetrySignal)
   return decide(handleOf(client, ref).handle, retryUpdate, payload);
 }
 
-const BreakGlassRequest = BreakGlassSignal.omit({ breakGlassId: true, parkEpoch: true });
+const BreakGlassRequest = z.omit(BreakGlassSignal, { breakGlassId: true, parkEpoch: true });
 export type BreakGlassRequest = z.input<typeof BreakGlassRequest>;
 
 /**

@@ -1,14 +1,28 @@
 // The admission contract (DESIGN §4): what the client sends to `dotBirthAdmit`, what operators signal,
 // what the workflow answers, and the failure types its activities raise. One module, free of I/O, so
 // the workflow bundle, the activities and the client all validate against the same zod schemas.
-import { z } from 'zod';
+//
+// zod/mini, not classic zod (issue 8 §6): the SDK evaluates every module of the workflow bundle afresh
+// for each workflow run, so what this module pulls in is paid on every admission — classic zod's own
+// modules cost ~4 ms of evaluation per run on top of building the schemas, mini's a fraction of one
+// (worker CPU per admission fell by 5–11 ms). Building the schemas below still costs a few ms per run:
+// keep what the workflow needs here. The same core underneath, so the same checks, messages and JSON
+// Schema; only the spelling differs (functions and .check() instead of chained methods).
+// test/workflow-bundle.test.ts fails when classic zod comes back into the admission bundle.
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
+
+// Classic zod configures English messages on first use; mini leaves them to the caller, and without a
+// locale every built-in refusal reads "Invalid input". The same guard as classic's, so whichever loads
+// first, an explicit z.config() elsewhere still wins.
+if (!z.config().localeError) z.config(en());
 
 // ───────────────────────────── identifiers ─────────────────────────────
 
 /** A governed collection is a Postgres table name: lower-case identifier, so it never contains ':'. */
 export const CollectionName = z
   .string()
-  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'collection must be a lower-case table name (a-z, 0-9, _; at most 63)');
+  .check(z.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'collection must be a lower-case table name (a-z, 0-9, _; at most 63)'));
 
 // Control (Cc), format (Cf: zero-width and bidi tricks), surrogate (Cs) and private-use (Co)
 // characters, and line/paragraph separators, make two codes look alike or break logs; refused.
@@ -19,18 +33,18 @@ const codePoints = (s: string) => [...s].length;
 
 /** `text` bounded in code points, printable, no surrounding whitespace. */
 const printable = (label: string, max: number) =>
-  z
-    .string({ error: `${label} is required` })
-    .refine((s) => codePoints(s) >= 1, `${label} must not be empty`)
-    .refine((s) => codePoints(s) <= max, `${label} must be at most ${max} characters`)
-    .refine((s) => !UNPRINTABLE.test(s), `${label} must not contain control or invisible characters`)
-    .refine((s) => s.trim() === s, `${label} must not start or end with whitespace`)
+  z.string({ error: `${label} is required` }).check(
+    z.refine((s) => codePoints(s) >= 1, `${label} must not be empty`),
+    z.refine((s) => codePoints(s) <= max, `${label} must be at most ${max} characters`),
+    z.refine((s) => !UNPRINTABLE.test(s), `${label} must not contain control or invisible characters`),
+    z.refine((s) => s.trim() === s, `${label} must not start or end with whitespace`),
     // The same rules for the wire contract (contracts/wire.ts): JSON Schema counts code points too.
-    .meta({
+    z.meta({
       minLength: 1,
       maxLength: max,
       description: `${label}: 1–${max} characters, no control, format, surrogate, private-use or line/paragraph-separator characters, no leading or trailing whitespace`,
-    });
+    }),
+  );
 
 /** The entity code. Any printable characters: the family's code rule is a stop-condition, not input validation. */
 export const EntityCode = printable('code', 200);
@@ -41,17 +55,20 @@ export const ApprovalId = printable('approval id', 200);
 /** Extra column values for the governed row; `code` comes from the permit, never from here. */
 export const RowFields = z
   .record(
-    z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'field names are lower-case column names'),
-    z.union([z.string().max(4000), z.number().finite(), z.boolean(), z.null()]),
+    z.string().check(z.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'field names are lower-case column names')),
+    // z.number() refuses Infinity and NaN by itself (classic's .finite() was a no-op in zod 4).
+    z.union([z.string().check(z.maxLength(4000)), z.number(), z.boolean(), z.null()]),
   )
-  .refine((f) => !('code' in f), 'the code is not a field: it comes from the permit')
-  .refine((f) => Object.keys(f).length <= 40, 'at most 40 fields')
-  .refine((f) => JSON.stringify(f).length <= 16_384, 'fields must be at most 16 KB as JSON');
+  .check(
+    z.refine((f) => !('code' in f), 'the code is not a field: it comes from the permit'),
+    z.refine((f) => Object.keys(f).length <= 40, 'at most 40 fields'),
+    z.refine((f) => JSON.stringify(f).length <= 16_384, 'fields must be at most 16 KB as JSON'),
+  );
 
 export const DEFAULT_COLLECTION = 'dot_tools';
 
 /** Bigint ids travel as decimal strings (pg returns int8 as text; no float rounding). */
-export const DbId = z.string().regex(/^[1-9][0-9]{0,18}$/, 'expected a positive integer id');
+export const DbId = z.string().check(z.regex(/^[1-9][0-9]{0,18}$/, 'expected a positive integer id'));
 export type DbId = z.infer<typeof DbId>;
 
 // ───────────────────────────── workflow identity ─────────────────────────────
@@ -147,24 +164,25 @@ export const nonRetryableFailureTypes: FailureType[] = Object.values(FailureType
 // ───────────────────────────── workflow input and result ─────────────────────────────
 
 export const AdmissionInput = z.strictObject({
-  collection: CollectionName.default(DEFAULT_COLLECTION),
+  collection: z._default(CollectionName, DEFAULT_COLLECTION),
   code: EntityCode,
-  fields: RowFields.default({}),
-  requestedBy: Actor.default('birthgate'),
+  fields: z._default(RowFields, {}),
+  requestedBy: z._default(Actor, 'birthgate'),
   /** Permit lifetime; the permit-expiry sweep moves a RESERVED permit past it to EXPIRED. */
-  permitTtlSeconds: z.number().int().min(30).max(86_400).default(900),
+  permitTtlSeconds: z._default(z.number().check(z.int(), z.minimum(30), z.maximum(86_400)), 900),
   /**
    * History budget of a parked admission: past this many events (or when the server suggests it) it
    * continues as new, carrying its state (issue 8: a stuck birth may wait for weeks). Tests lower it.
    */
-  historyBudget: z.number().int().min(100).max(40_000).default(10_000),
+  historyBudget: z._default(z.number().check(z.int(), z.minimum(100), z.maximum(40_000)), 10_000),
   /** Set by the admission itself when it continues as new: what the next run carries over. */
-  carry: z.lazy(() => AdmissionCarry).optional(),
+  carry: z.optional(z.lazy(() => AdmissionCarry)),
 });
 export type AdmissionInput = z.input<typeof AdmissionInput>;
 export type AdmissionRequest = z.output<typeof AdmissionInput>;
 
-const IsoTime = z.string().datetime({ offset: true });
+// A check on a string, as classic's .datetime() was (not the z.iso.datetime() type): the same JSON Schema.
+const IsoTime = z.string().check(z.iso.datetime({ offset: true }));
 
 export const AdmissionResult = z.object({
   workflowId: z.string(),
@@ -175,7 +193,7 @@ export const AdmissionResult = z.object({
   rowId: DbId,
   birthId: DbId,
   breakGlass: z.boolean(),
-  breakGlassId: DbId.nullable(),
+  breakGlassId: z.nullable(DbId),
   startedAt: IsoTime,
   permitIssuedAt: IsoTime,
   finalizedAt: IsoTime,
@@ -184,7 +202,7 @@ export type AdmissionResult = z.infer<typeof AdmissionResult>;
 
 // ───────────────────────────── operator messages ─────────────────────────────
 
-export const RetrySignal = z.strictObject({ actor: Actor, reason: Reason.optional() });
+export const RetrySignal = z.strictObject({ actor: Actor, reason: z.optional(Reason) });
 export const CancelSignal = z.strictObject({ actor: Actor, reason: Reason });
 export const RollbackSignal = z.strictObject({ actor: Actor, reason: Reason });
 /**
@@ -196,9 +214,9 @@ export const BreakGlassSignal = z.strictObject({
   actor: Actor,
   reason: Reason,
   approvalId: ApprovalId,
-  breakGlassId: DbId.optional(),
+  breakGlassId: z.optional(DbId),
   /** The park it answers (AdmissionState.parkEpoch when the operator looked): a decision for an earlier park is refused. */
-  parkEpoch: z.number().int().min(1).optional(),
+  parkEpoch: z.optional(z.number().check(z.int(), z.minimum(1))),
 });
 export type RetrySignal = z.infer<typeof RetrySignal>;
 export type CancelSignal = z.infer<typeof CancelSignal>;
@@ -220,7 +238,7 @@ export type BlockerKind = z.infer<typeof BlockerKind>;
 export const breakGlassOverridable: readonly BlockerKind[] = ['code_rule', 'block_dim'];
 
 /** `hard`: no break-glass admits past it (kill switch, gate_drift and the data-level dims, a dim not computed). */
-export const Blocker = z.object({ kind: BlockerKind, detail: z.string(), hard: z.boolean().optional() });
+export const Blocker = z.object({ kind: BlockerKind, detail: z.string(), hard: z.optional(z.boolean()) });
 export type Blocker = z.infer<typeof Blocker>;
 
 /** A code already born in the collection, with its live row (fn_admission_preflight's already_born). */
@@ -231,10 +249,10 @@ export const PreflightReport = z.object({
   blockers: z.array(Blocker),
   familyFlag: z.boolean(),
   collectionManaged: z.boolean(),
-  codePattern: z.string().nullable(),
+  codePattern: z.nullable(z.string()),
   killSwitch: z.boolean(),
   /** Optional: workers from before issue 8 §4 do not send it. */
-  alreadyBorn: AlreadyBorn.nullable().optional(),
+  alreadyBorn: z.optional(z.nullable(AlreadyBorn)),
 });
 export type PreflightReport = z.infer<typeof PreflightReport>;
 
@@ -250,21 +268,21 @@ export const PermitView = z.object({
   collection: z.string(),
   expiresAt: z.string(),
   breakGlass: z.boolean(),
-  breakGlassId: DbId.nullable(),
-  rowId: DbId.nullable(),
-  birthId: DbId.nullable(),
+  breakGlassId: z.nullable(DbId),
+  rowId: z.nullable(DbId),
+  birthId: z.nullable(DbId),
 });
 export type PermitView = z.infer<typeof PermitView>;
 
 export const AdmissionLedger = z.object({
   permit: PermitView,
-  rowId: DbId.nullable(),
-  birthId: DbId.nullable(),
-  birthStatus: z.string().nullable(),
+  rowId: z.nullable(DbId),
+  birthId: z.nullable(DbId),
+  birthStatus: z.nullable(z.string()),
 });
 export type AdmissionLedger = z.infer<typeof AdmissionLedger>;
 
-export const InsertedRow = z.object({ rowId: DbId, breakGlassId: DbId.nullable() });
+export const InsertedRow = z.object({ rowId: DbId, breakGlassId: z.nullable(DbId) });
 export type InsertedRow = z.infer<typeof InsertedRow>;
 
 // ───────────────────────────── the queryable state ─────────────────────────────
@@ -273,7 +291,7 @@ export const StageTransition = z.object({ stage: Stage, at: IsoTime, note: z.str
 export const Decision = z.object({
   kind: z.enum(['retry', 'cancel', 'breakGlass', 'rollback']),
   actor: z.string(),
-  reason: z.string().nullable(),
+  reason: z.nullable(z.string()),
   at: IsoTime,
   accepted: z.boolean(),
   note: z.string(),
@@ -286,43 +304,43 @@ export const AdmissionState = z.object({
   code: z.string(),
   stage: Stage,
   /** What the admission waits for, in words (the same text as the UI's current details). */
-  waitingFor: z.string().nullable(),
+  waitingFor: z.nullable(z.string()),
   blockers: z.array(Blocker),
-  permit: PermitView.nullable(),
-  row: z.object({ rowId: DbId }).nullable(),
-  birth: z.object({ birthId: DbId, status: z.string().nullable() }).nullable(),
-  breakGlass: BreakGlassSignal.extend({ breakGlassId: DbId.nullable(), at: IsoTime }).nullable(),
+  permit: z.nullable(PermitView),
+  row: z.nullable(z.object({ rowId: DbId })),
+  birth: z.nullable(z.object({ birthId: DbId, status: z.nullable(z.string()) })),
+  breakGlass: z.nullable(z.extend(BreakGlassSignal, { breakGlassId: z.nullable(DbId), at: IsoTime })),
   transitions: z.array(StageTransition),
   decisions: z.array(Decision),
   /** Everyone whose admit started or attached to this admission (first 50). */
   requestedBy: z.array(z.string()),
   compensations: z.object({ done: z.array(z.string()), pending: z.array(z.string()) }),
-  error: z.object({ type: z.string(), message: z.string() }).nullable(),
+  error: z.nullable(z.object({ type: z.string(), message: z.string() })),
   startedAt: IsoTime,
-  result: AdmissionResult.nullable(),
+  result: z.nullable(AdmissionResult),
   /** How many times it has parked (BLOCKED); a break-glass names the park it answers. */
-  parkEpoch: z.number().int().min(0).default(0),
+  parkEpoch: z._default(z.number().check(z.int(), z.minimum(0)), 0),
   /** An operator's decision was accepted and the admission is leaving its park (still showing its stage). */
-  resuming: z.boolean().default(false),
+  resuming: z._default(z.boolean(), false),
   /** The fields it was started with (a second admit with other fields is refused). */
-  fields: RowFields.optional(),
+  fields: z.optional(RowFields),
   /** Runs of this admission so far (continue-as-new while parked keeps each history bounded). */
-  runs: z.number().int().min(1).default(1),
+  runs: z._default(z.number().check(z.int(), z.minimum(1)), 1),
 });
 export type AdmissionState = z.infer<typeof AdmissionState>;
 
 /** What a parked admission carries into its next run (continue-as-new): bounded, and enough to go on. */
 export const AdmissionCarry = z.object({
   /** Runs so far, this one included (1 in the first run). */
-  runs: z.number().int().min(1),
+  runs: z.number().check(z.int(), z.minimum(1)),
   startedAt: IsoTime,
-  permit: PermitView.nullable(),
+  permit: z.nullable(PermitView),
   blockers: z.array(Blocker),
-  parkEpoch: z.number().int().min(0),
+  parkEpoch: z.number().check(z.int(), z.minimum(0)),
   /** The last decisions and stage moves (older ones are in the earlier runs' histories). */
-  decisions: z.array(Decision).max(50),
-  transitions: z.array(StageTransition).max(50),
-  requestedBy: z.array(z.string()).max(50),
+  decisions: z.array(Decision).check(z.maxLength(50)),
+  transitions: z.array(StageTransition).check(z.maxLength(50)),
+  requestedBy: z.array(z.string()).check(z.maxLength(50)),
 });
 export type AdmissionCarry = z.infer<typeof AdmissionCarry>;
 
@@ -333,7 +351,7 @@ export type DecisionAck = z.infer<typeof DecisionAck>;
 // ───────────────────────────── rollback after completion ─────────────────────────────
 
 export const RollbackInput = z.strictObject({
-  collection: CollectionName.default(DEFAULT_COLLECTION),
+  collection: z._default(CollectionName, DEFAULT_COLLECTION),
   code: EntityCode,
   /** The finalized admission's permit (from its result): the rollback proves it before retiring. */
   permitId: DbId,
@@ -353,7 +371,7 @@ export const RollbackResult = z.object({
 export type RollbackResult = z.infer<typeof RollbackResult>;
 
 /** One-line, human-readable summary of a zod failure for ApplicationFailure messages and the CLI. */
-export function describeIssues(error: z.ZodError): string {
+export function describeIssues(error: z.core.$ZodError): string {
   return error.issues
     .map((i) => {
       // A refused record key carries the key schema's own message one level down.

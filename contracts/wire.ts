@@ -4,7 +4,7 @@
 // queue, conflict policies). `contracts/wire/admission.schema.json` is this, written by
 // `npm run contract`; test/wire-contract.test.ts fails when the committed file and the zod contract differ.
 // Free of I/O.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   ADMISSION_WORKFLOW_PREFIX,
   AdmissionInput,
@@ -20,7 +20,7 @@ import {
 } from './admission.ts';
 
 /** The refinements zod cannot express (code points, unprintable characters) are in each string's description. */
-const schemaOf = (s: z.ZodType, io: 'input' | 'output') => {
+const schemaOf = (s: z.ZodMiniType, io: 'input' | 'output') => {
   const { $schema: _, ...rest } = z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
   return rest;
 };

@@ -8,7 +8,7 @@
 // Either way a decision is recorded when it arrives and kept until the workflow can act on it, so one
 // that arrives while a step runs is not lost.
 import { condition, log, setHandler } from '@temporalio/workflow';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import {
   AttachSignal,
   BreakGlassSignal,
@@ -95,7 +95,7 @@ export class OperatorInbox {
     });
   }
 
-  private parse<S extends z.ZodType>(schema: S, raw: unknown, what: string): z.output<S> {
+  private parse<S extends z.ZodMiniType>(schema: S, raw: unknown, what: string): z.output<S> {
     const parsed = schema.safeParse(raw);
     if (!parsed.success) throw new Error(`invalid ${what}: ${describeIssues(parsed.error)}`);
     return parsed.data;
@@ -174,7 +174,7 @@ export class OperatorInbox {
     return note;
   }
 
-  private accept<S extends z.ZodType>(kind: Resume['kind'] | Abort['kind'], schema: S, raw: unknown, use: (s: z.output<S>) => void): void {
+  private accept<S extends z.ZodMiniType>(kind: Resume['kind'] | Abort['kind'], schema: S, raw: unknown, use: (s: z.output<S>) => void): void {
     const parsed = schema.safeParse(raw);
     if (parsed.success) {
       use(parsed.data);
