@@ -259,20 +259,42 @@ describe('the kill switch flipped behind the record is loud', () => {
     assert.deepEqual(await drift(su), []);
   });
 
-  test('a superuser who clears the switch and deletes the halt\'s log row in one go is caught', {
-    todo: 'HOLE: birth_admission_switch_log is not append-only; a superuser who deletes the halt\'s log row with the UPDATE leaves a record that agrees (SECURITY.md residual)',
-  }, async () => {
-    const on = await halt(true, 'halt a superuser will hide');
+  test('the switch log is append-only, a superuser included: the halt\'s record cannot be rewritten or removed to agree with a hand-set switch; disabling its guard is DDL on the record', async () => {
+    const on = await halt(true, 'halt a superuser will try to hide');
     const c = await su.connect();
     try {
+      const before = await switchLog(su);
       await inRolledBackTxn(c, async () => {
         await c.query(`UPDATE birth_admission_family SET halted = false WHERE collection_name = 'dot_tools'`);
-        await c.query(`DELETE FROM birth_admission_switch_log WHERE switch_id = $1`, [on.switch_id]);
-        assert.ok((await drift(c)).some((d) => d.name === halted), 'the hidden halt is a finding');
+        await rejectsWith(c.query(`DELETE FROM birth_admission_switch_log WHERE switch_id = $1`, [on.switch_id]), 'BG403', /append-only: DELETE refused/);
+      });
+      await inRolledBackTxn(c, async () => {
+        await rejectsWith(c.query(`UPDATE birth_admission_switch_log SET halted = false WHERE switch_id = $1`, [on.switch_id]), 'BG403', /append-only: UPDATE refused/);
+      });
+      await inRolledBackTxn(c, async () => {
+        await rejectsWith(c.query(`TRUNCATE birth_admission_switch_log`), 'BG403', /append-only: TRUNCATE refused/);
+      });
+      // Replica mode does not skip it (ENABLE ALWAYS).
+      await inRolledBackTxn(c, async () => {
+        await c.query(`SET LOCAL session_replication_role = replica`);
+        await rejectsWith(c.query(`DELETE FROM birth_admission_switch_log WHERE switch_id = $1`, [on.switch_id]), 'BG403');
+      });
+      assert.deepEqual(await switchLog(su), before, 'the record is whole');
+      // The only way past it is to disable the trigger: DDL, which the ledger's event trigger records.
+      await inRolledBackTxn(c, async () => {
+        const ddlBefore = (await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM birth_ddl_ledger`)).rows[0]!.n;
+        await c.query(`ALTER TABLE birth_admission_switch_log DISABLE TRIGGER trg_switch_log_append_only`);
+        const ddl = (await c.query<{ n: string; tag: string; object: string | null }>(
+          `SELECT (SELECT count(*) FROM birth_ddl_ledger)::text AS n, command_tag AS tag, object_identity AS object
+             FROM birth_ddl_ledger ORDER BY ddl_id DESC LIMIT 1`)).rows[0]!;
+        assert.equal(Number(ddl.n), Number(ddlBefore) + 1, 'the DISABLE TRIGGER is on the DDL record');
+        assert.equal(ddl.tag, 'ALTER TABLE');
+        assert.match(ddl.object ?? '', /birth_admission_switch_log/);
       });
     } finally {
       c.release();
       await halt(false, 'drill over');
     }
+    assert.deepEqual(await drift(su), []);
   });
 });

@@ -116,6 +116,15 @@ CREATE TABLE public.birth_admission_switch_log (
   at              timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 REVOKE ALL ON TABLE public.birth_admission_switch_log FROM PUBLIC;
+-- Append-only, like the DDL ledger: fn_drift_check reads the newest row as the switch's record, so a
+-- row rewritten or removed would let a hand-set halted agree with it. Even a superuser must first
+-- DISABLE the trigger, which is DDL (recorded by the ledger's event trigger).
+CREATE TRIGGER trg_switch_log_append_only BEFORE UPDATE OR DELETE ON public.birth_admission_switch_log
+  FOR EACH ROW EXECUTE FUNCTION public.fn_drift_baseline_append_only();
+CREATE TRIGGER trg_switch_log_no_truncate BEFORE TRUNCATE ON public.birth_admission_switch_log
+  FOR EACH STATEMENT EXECUTE FUNCTION public.fn_drift_baseline_append_only();
+ALTER TABLE public.birth_admission_switch_log ENABLE ALWAYS TRIGGER trg_switch_log_append_only;
+ALTER TABLE public.birth_admission_switch_log ENABLE ALWAYS TRIGGER trg_switch_log_no_truncate;
 
 -- ---------------------------------------------------------------------------------------------------
 -- Data-level invariants (no catalog trick hides a row that is there).
