@@ -119,12 +119,41 @@ describe('apply and rollback through the one-way door', () => {
     assert.deepEqual([s7.owner, s7.approval_id, s7.status], [approval.owner, approval.approvalId, 'ok']);
   });
 
+  test('step 1 takes no lock on the shared pg_authid when both of its roles are in place: a rehearsal (which holds its locks to its ROLLBACK) stalls no role DDL elsewhere', async () => {
+    const up = findStep(discoverSteps(), 1).up;
+    const roles = up.slice(up.indexOf('DO $$'), up.indexOf('$$;', up.indexOf('DO $$') + 5) + 3);
+    assert.match(roles, /CREATE ROLE birthgate_owner/, 'the roles block of step 1');
+    const c = await db.pool.connect();
+    const pgAuthidLocks = async () => (await c.query<{ mode: string }>(
+      // AccessShareLock is the read of pg_roles itself, which conflicts with no role DDL.
+      `SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation' AND relation = 'pg_catalog.pg_authid'::regclass
+          AND mode <> 'AccessShareLock' ORDER BY mode`)).rows.map((r) => r.mode);
+    try {
+      await c.query(roles); // the cluster's roles exist (an earlier test of this run made them)
+      await c.query('BEGIN');
+      await c.query(roles);
+      assert.deepEqual(await pgAuthidLocks(), [], 'no lock beyond reading when there is nothing to do');
+      await c.query('ROLLBACK');
+      // A role with too much power is brought down, under the lock.
+      await c.query('BEGIN');
+      await c.query('ALTER ROLE birthgate_operator CREATEDB');
+      await c.query(roles);
+      assert.ok((await pgAuthidLocks()).includes('ShareRowExclusiveLock'), 'the lock is taken when a role changes');
+      assert.equal((await c.query<{ d: boolean }>(`SELECT rolcreatedb AS d FROM pg_roles WHERE rolname = 'birthgate_operator'`)).rows[0]!.d, false);
+      await c.query('ROLLBACK');
+    } finally {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release();
+    }
+  });
+
   test('the whole packet: governed triggers end ENABLE ALWAYS and birthgate_worker is a non-superuser login', async () => {
     const r = await applyPacket(db.pool, { ...approval, reportDir, workerPassword });
     assert.equal(r.workerRole, true);
     const trg = await governedTriggers(db.pool);
     assert.deepEqual(trg.map((t) => [t.table, t.trigger, t.enabled]), [
       ['birth_admission_entry', 'trg_admission_entry_immutable', 'A'], ['birth_admission_entry', 'trg_admission_entry_no_truncate', 'A'],
+      ['birth_admission_switch_log', 'trg_switch_log_append_only', 'A'], ['birth_admission_switch_log', 'trg_switch_log_no_truncate', 'A'],
       ['birth_ddl_ledger', 'trg_ddl_ledger_append_only', 'A'], ['birth_ddl_ledger', 'trg_ddl_ledger_no_truncate', 'A'],
       ['birth_drift_baseline', 'trg_drift_baseline_append_only', 'A'], ['birth_drift_baseline', 'trg_drift_baseline_no_truncate', 'A'],
       ['birth_drift_rebaseline', 'trg_drift_rebaseline_append_only', 'A'], ['birth_drift_rebaseline', 'trg_drift_rebaseline_no_truncate', 'A'],

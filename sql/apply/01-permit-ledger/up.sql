@@ -12,6 +12,16 @@
 -- when they carry more power, never dropped by a rollback.
 DO $$
 BEGIN
+  -- Both roles already there, with no more power than they should have: nothing to do, and no lock. The
+  -- lock on the shared pg_authid serialises role DDL across every database of the cluster, and a
+  -- transaction that takes it holds it to its end (a rehearsal's: until its ROLLBACK), so it is taken
+  -- only when a role is created or brought down, and the check is repeated under it.
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'birthgate_owner'
+               AND NOT (rolsuper OR rolcanlogin OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls))
+     AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'birthgate_operator'
+               AND NOT (rolsuper OR rolcanlogin OR rolcreatedb OR rolcreaterole OR rolreplication OR rolbypassrls)) THEN
+    RETURN;
+  END IF;
   LOCK TABLE pg_catalog.pg_authid IN SHARE ROW EXCLUSIVE MODE;  -- serialises role DDL across databases
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'birthgate_owner') THEN
     CREATE ROLE birthgate_owner NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT;
