@@ -72,7 +72,8 @@ export const commands: Command[] = [
       const { ensureGovernanceHandoff } = await import('../../client/handoff.ts');
       // The governance handoff is a long-running tail, not a Schedule (workflows/handoff.ts): started here
       // too, once per estate database, idempotently.
-      const database = decodeURIComponent(new URL((await ctx.endpoints()).databaseUrl).pathname.replace(/^\//, ''));
+      const { databaseOf } = await import('../../db/pool.ts');
+      const database = databaseOf((await ctx.endpoints()).databaseUrl);
       const { applied, handoff } = await withTemporal(ctx, async (client) => ({
         applied: await applySchedules(client, { taskQueue: ctx.config.taskQueue }),
         handoff: await ensureGovernanceHandoff(client, { taskQueue: ctx.config.taskQueue, database }),

@@ -102,7 +102,7 @@ export const commands: Command[] = [
       try {
         const endpoints = await ctx.endpoints();
         ctx.err(`stack: PostgreSQL ${redact(endpoints.databaseUrl)} · Temporal ${endpoints.temporalAddress} · UI ${endpoints.uiUrl ?? '-'}`);
-        const { createPool } = await import('../../db/pool.ts');
+        const { createPool, databaseOf } = await import('../../db/pool.ts');
         const admin = createPool(endpoints.databaseUrl, { max: 4, applicationName: 'birthgate-start' });
         pools.push(admin);
         const packet = await ensureEstate(ctx, admin, !ctx.config.externalDatabaseUrl);
@@ -140,7 +140,7 @@ export const commands: Command[] = [
         for (const a of schedules) ctx.err(`schedule ${a.scheduleId}: ${a.outcome} (\`birthgate schedules\` lists them)`);
         // The governance handoff (a long-running tail, not a Schedule), once per estate, as `schedules apply` starts it.
         const { ensureGovernanceHandoff } = await import('../../client/handoff.ts');
-        const database = decodeURIComponent(new URL(endpoints.databaseUrl).pathname.replace(/^\//, ''));
+        const database = databaseOf(endpoints.databaseUrl);
         const handoff = await ensureGovernanceHandoff(client, { taskQueue: ctx.config.taskQueue, database });
         ctx.err(`handoff ${handoff.workflowId}: ${handoff.started ? 'started' : 'running'}`);
         const tour = await guidedTour(ctx, say, client, endpoints.uiUrl);
