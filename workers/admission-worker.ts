@@ -16,6 +16,13 @@ export const admissionWorkflowsPath = fileURLToPath(new URL('../workflows/index.
 /** What the production worker registers (no benchmark-only workflows). */
 export const productionWorkflowsPath = fileURLToPath(new URL('./production-workflows.ts', import.meta.url));
 
+/**
+ * Modules the workflow bundle evaluates once per reusable V8 context instead of once per workflow run
+ * (the SDK's bundlerOptions.preloadModules): the contracts' zod/mini schemas, made ready to be frozen.
+ * workflows/preload.ts says what may be listed and why.
+ */
+export const PRELOADED_MODULES: readonly string[] = [fileURLToPath(new URL('../workflows/preload.ts', import.meta.url))];
+
 /** The worker deployment name the build id is reported under (no versioning routing; README "Versioning"). */
 export const DEPLOYMENT_NAME = 'birthgate';
 
@@ -58,7 +65,9 @@ export async function createAdmissionWorker(o: AdmissionWorkerOptions): Promise<
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
-    ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath: o.workflowsPath }),
+    ...(o.workflowBundle
+      ? { workflowBundle: o.workflowBundle }
+      : { workflowsPath: o.workflowsPath, bundlerOptions: { preloadModules: [...PRELOADED_MODULES] } }),
     ...(o.identity ? { identity: o.identity } : {}),
     // `buildId` alone is deprecated in SDK 1.24; workerDeploymentOptions with useWorkerVersioning
     // false is its replacement: the version is reported, the task queue stays unversioned.
@@ -84,7 +93,7 @@ export async function createAdmissionWorker(o: AdmissionWorkerOptions): Promise<
  * runs the prebuilt production bundle (workers/bundle.ts).
  */
 export async function bundleAdmissionWorkflows(): Promise<{ code: string }> {
-  return bundleWorkflowCode({ workflowsPath: admissionWorkflowsPath, logger: quietBundlerLogger });
+  return bundleWorkflowCode({ workflowsPath: admissionWorkflowsPath, logger: quietBundlerLogger, preloadModules: [...PRELOADED_MODULES] });
 }
 
 const quiet = () => undefined;

@@ -21,7 +21,7 @@ import { pathToFileURL } from 'node:url';
 import { bundleWorkflowCode, type WorkflowBundleOption } from '@temporalio/worker';
 import { z } from 'zod';
 import { projectRoot } from '../config/index.ts';
-import { productionWorkflowsPath, quietBundlerLogger } from './admission-worker.ts';
+import { PRELOADED_MODULES, productionWorkflowsPath, quietBundlerLogger } from './admission-worker.ts';
 
 /** Workflows that exist for the benchmark only; the production bundle must never register them. */
 export const BENCHMARK_ONLY_WORKFLOWS = ['dotBirthAdmitLocal'] as const;
@@ -131,7 +131,7 @@ export async function buildProductionBundle(): Promise<BuiltBundle> {
   const leaked = workflows.filter((w) => ([...BENCHMARK_ONLY_WORKFLOWS, ...PACKET_WORKFLOWS] as readonly string[]).includes(w));
   if (leaked.length) throw new Error(`the production workflows entry exports benchmark-only or packet workflow(s): ${leaked.join(', ')}`);
   const git = gitBuildId();
-  const { code } = await bundleWorkflowCode({ workflowsPath: productionWorkflowsPath, logger: quietBundlerLogger });
+  const { code } = await bundleWorkflowCode({ workflowsPath: productionWorkflowsPath, logger: quietBundlerLogger, preloadModules: [...PRELOADED_MODULES] });
   const bundleSha256 = sha256(code);
   const manifest: BundleManifest = {
     buildId: git?.buildId ?? `${packageVersion}+bundle.${bundleSha256.slice(0, 12)}`,
