@@ -177,9 +177,10 @@ async function waitForOutcome(
 const PARK_WATCH_FIRST_MS = 1000;
 
 /**
- * Admit `code` into its collection. Signal-with-start with USE_EXISTING: the first caller starts the
- * admission, every later or concurrent caller attaches to it in the same atomic call — never a second
- * birth. A finalized admission is final (ALLOW_DUPLICATE_FAILED_ONLY); a cancelled or failed one may be
+ * Admit `code` into its collection. First a plain start with the conflict policy FAIL: the common case,
+ * the first caller, starts the admission and knows it did — no attach signal, no describe. When the id is
+ * taken (running, or closed and final), signal-with-start with USE_EXISTING: every later or concurrent
+ * caller attaches to the running admission in one atomic call — never a second birth. A finalized admission is final (ALLOW_DUPLICATE_FAILED_ONLY); a cancelled or failed one may be
  * admitted afresh. (Update-with-start was the first choice, for its synchronous answer; under 20
  * concurrent callers the dev server answered some with "StartDeduped" after ~25 s of retries.)
  */
@@ -212,22 +213,34 @@ export async function admitByCode(
   };
 
   let running = true;
+  let startedHere = false;
   let handle: WorkflowHandle<typeof dotBirthAdmit>;
   try {
-    handle = await client.workflow.signalWithStart<typeof dotBirthAdmit, [AttachSignal]>('dotBirthAdmit', {
-      ...options,
-      signal: attachSignal,
-      signalArgs: [{ requestedBy: input.requestedBy }],
-    });
+    // The requester is in the input (the workflow records it at start), so a first caller needs no attach
+    // signal; one RPC fewer for the server than signal-with-start plus a describe, and no signal event.
+    handle = await client.workflow.start<typeof dotBirthAdmit>('dotBirthAdmit', { ...options, workflowIdConflictPolicy: 'FAIL' });
+    startedHere = true;
   } catch (err) {
-    // Closed and final (finalized): attach to what it ended with — unless it was rolled back since.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    handle = client.workflow.getHandle<typeof dotBirthAdmit>(workflowId);
-    running = false;
-    const rolledBack = await rolledBackBirth(client, input.collection, input.code);
-    if (rolledBack) return { workflowId, running, rolledBack };
+    handle = client.workflow.getHandle<typeof dotBirthAdmit>(workflowId); // reassigned below when it attaches
   }
-  if (running) {
+  if (!startedHere) {
+    try {
+      handle = await client.workflow.signalWithStart<typeof dotBirthAdmit, [AttachSignal]>('dotBirthAdmit', {
+        ...options,
+        signal: attachSignal,
+        signalArgs: [{ requestedBy: input.requestedBy }],
+      });
+    } catch (err) {
+      // Closed and final (finalized): attach to what it ended with — unless it was rolled back since.
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      handle = client.workflow.getHandle<typeof dotBirthAdmit>(workflowId);
+      running = false;
+      const rolledBack = await rolledBackBirth(client, input.collection, input.code);
+      if (rolledBack) return { workflowId, running, rolledBack };
+    }
+  }
+  if (running && !startedHere) {
     // Attached to one that was already running: it must be the same request, field for field.
     const d = await handle.describe();
     if (d.startTime.getTime() < calledAt - 1_000) {
