@@ -109,6 +109,30 @@ describe('dotBirthAdmit on the real stack', () => {
     assert.deepEqual(w.permits.map((p) => p.state), ['FINALIZED']);
   });
 
+  test('the first admit starts without an attach signal; a later one attaches with one, and both requesters are recorded', async () => {
+    // admitByCode starts first (conflict policy FAIL) and signals-with-start only when the id is taken:
+    // the history shows which path each caller took.
+    const signals = async (workflowId: string) =>
+      ((await h.client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+    const clean = freshCode();
+    const { result, workflowId: cleanId } = await admit(clean);
+    assert.equal(result?.stage, 'FINALIZED');
+    assert.equal(await signals(cleanId), 0, 'the starting caller sent no attach signal');
+
+    const code = ruleBreakingCode(); // parks, so a second admit finds it running
+    const first = await admitByCode(h.client, { code, fields: fields(code), requestedBy: 'dot-a' }, { taskQueue: h.taskQueue, wait: false });
+    await eventually(async () => ((await status(h.client, { code })).state?.stage === 'BLOCKED' ? true : undefined), 'BLOCKED');
+    const second = await admitByCode(h.client, { code, fields: fields(code), requestedBy: 'dot-b' }, { taskQueue: h.taskQueue, wait: false });
+    assert.equal(second.workflowId, first.workflowId);
+    assert.equal(second.running, true);
+    assert.equal(await signals(first.workflowId), 1, 'the attaching caller sent one attach signal');
+    assert.deepEqual((await status(h.client, { code })).state?.requestedBy, ['dot-a', 'dot-b']);
+    await cancel(h.client, { code }, operator);
+    const err = await h.client.workflow.getHandle(first.workflowId).result().catch((e: unknown) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.deepEqual((await written(h.db.pool, code)).permits.map((p) => p.state), ['CANCELLED']);
+  });
+
   test('a stop-condition parks a stuck birth (stuck, visibility); break-glass admits it under a ledger entry', async () => {
     const code = ruleBreakingCode();
     await admit(code, false);
