@@ -213,18 +213,16 @@ export async function admitByCode(
   };
 
   let running = true;
-  let startedHere = false;
-  let handle: WorkflowHandle<typeof dotBirthAdmit>;
+  let handle: WorkflowHandle<typeof dotBirthAdmit> | undefined;
   try {
     // The requester is in the input (the workflow records it at start), so a first caller needs no attach
     // signal; one RPC fewer for the server than signal-with-start plus a describe, and no signal event.
     handle = await client.workflow.start<typeof dotBirthAdmit>('dotBirthAdmit', { ...options, workflowIdConflictPolicy: 'FAIL' });
-    startedHere = true;
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    handle = client.workflow.getHandle<typeof dotBirthAdmit>(workflowId); // reassigned below when it attaches
   }
-  if (!startedHere) {
+  const startedHere = handle !== undefined;
+  if (!handle) {
     try {
       handle = await client.workflow.signalWithStart<typeof dotBirthAdmit, [AttachSignal]>('dotBirthAdmit', {
         ...options,

@@ -48,13 +48,12 @@ describe('preloaded contracts, frozen as the SDK freezes them', () => {
     // A fresh process: this one's contracts are frozen already.
     const script = [
       "import * as z from 'zod/mini';",
+      "import { sdkDeepFreeze } from './test/support/preload-freeze.ts';",
       "const s = z.string().check(z.regex(/^[0-9]+$/));",
-      "const freeze = (o, seen = new WeakSet()) => { if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) return; seen.add(o);",
-      "  if (typeof o === 'object') for (const k of Reflect.ownKeys(o)) { try { freeze(o[k], seen); } catch {} } Object.freeze(o); };",
-      'freeze(s);',
+      'sdkDeepFreeze(s);',
       "try { s.safeParse('12'); process.stdout.write('parsed'); } catch (e) { process.stdout.write(String(e.message)); }",
     ].join('\n');
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /not extensible|read only/, `an unprepared frozen schema failed: ${r.stdout}`);
     // and zod/mini imported here is the one the contracts use

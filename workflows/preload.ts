@@ -82,11 +82,14 @@ function unfreezable(holder: object, key: PropertyKey, re: RegExp): void {
   Object.defineProperty(holder, key, { configurable: true, enumerable: true, get: () => new RegExp(source, flags) });
 }
 
-/** Every schema the contract exports, ready to be frozen. */
-export function materializeSchemas(...modules: object[]): number {
+/** The contract modules this preload loads: a new one is added here (and nowhere else). */
+export const PRELOADED_CONTRACTS = { admission, handoff, searchAttributes } as const;
+
+/** Every schema the given modules export, ready to be frozen. */
+export function materializeSchemas(modules: Record<string, object>): number {
   const seen = new WeakSet<object>();
-  for (const m of modules) for (const v of Object.values(m)) materialize(v, seen);
-  return modules.length;
+  for (const m of Object.values(modules)) for (const v of Object.values(m)) materialize(v, seen);
+  return Object.keys(modules).length;
 }
 
-materializeSchemas(admission, handoff, searchAttributes);
+materializeSchemas(PRELOADED_CONTRACTS);

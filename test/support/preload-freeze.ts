@@ -1,10 +1,7 @@
 // Freeze the preloaded contracts the way the SDK freezes preloaded modules, then parse every schema
 // (test/workflow-preload.test.ts). Run as a script it imports nothing but the contracts and the preload
 // — zod/mini alone, as in the workflow bundle — and prints what it found as JSON.
-import * as admission from '../../contracts/admission.ts';
-import * as handoff from '../../contracts/handoff.ts';
-import * as searchAttributes from '../../contracts/search-attributes.ts';
-import { materializeSchemas } from '../../workflows/preload.ts';
+import { materializeSchemas, PRELOADED_CONTRACTS } from '../../workflows/preload.ts';
 
 /** What the SDK's reusable VM does to preloaded modules (worker/lib/workflow/reusable-vm.ts deepFreeze). */
 export function sdkDeepFreeze(o: unknown, seen = new WeakSet<object>()): void {
@@ -47,8 +44,8 @@ export const BAD: Record<string, unknown> = {
 export type FreezeReport = { checked: string[]; unfrozen: string[]; threw: string[]; wrong: string[] };
 
 export function freezeAndProbe(): FreezeReport {
-  const modules = { admission, handoff, searchAttributes };
-  materializeSchemas(admission, handoff, searchAttributes); // again: it must be idempotent
+  const modules = PRELOADED_CONTRACTS;
+  materializeSchemas(modules); // again: it must be idempotent
   // (an ES module namespace cannot be frozen in Node; its exports can, and they reach every schema)
   for (const m of Object.values(modules)) for (const v of Object.values(m)) sdkDeepFreeze(v);
   const report: FreezeReport = { checked: [], unfrozen: [], threw: [], wrong: [] };
