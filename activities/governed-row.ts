@@ -20,8 +20,8 @@ export const InsertGovernedRowInput = z.strictObject({
 export type InsertGovernedRowInput = z.infer<typeof InsertGovernedRowInput>;
 
 /** One SQL insert function per governed family (CONTRACT.md); dot_tools is the pilot (KB-4410 §C). */
-const insertFunctionByCollection: Readonly<Record<string, string>> = {
-  dot_tools: 'SELECT row_id FROM fn_admission_insert_dot_tools($1::bigint, $2::jsonb)',
+const insertFunctionByCollection: Readonly<Record<string, { name: string; text: string }>> = {
+  dot_tools: { name: 'birthgate.insert.dot_tools', text: 'SELECT row_id FROM fn_admission_insert_dot_tools($1::bigint, $2::jsonb)' },
 };
 
 export function governedRowActivities(pool: Pool, hooks: ActivityHooks) {
@@ -62,7 +62,7 @@ export function governedRowActivities(pool: Pool, hooks: ActivityHooks) {
       let inserted: InsertedRow;
       try {
         inserted = await guardedSql(pool, `insert into ${i.collection} under permit ${i.permitId}`, { startedAt }, async (tx) => {
-          const { rows } = await tx.query<{ row_id: string }>(insertSql, [i.permitId, JSON.stringify(i.fields)]);
+          const { rows } = await tx.query<{ row_id: string }>({ ...insertSql, values: [i.permitId, JSON.stringify(i.fields)] });
           return { rowId: String(rows[0]!.row_id), breakGlassId: i.breakGlass?.breakGlassId ?? null };
         });
       } catch (err) {

@@ -58,7 +58,14 @@ export function permitView(row: Record<string, unknown>): PermitView {
 
 /** fn_admission_state(permit_id) → the permit with its row and birth (CONTRACT.md). */
 export async function readLedger(db: Queryable, permitId: string): Promise<AdmissionLedger> {
-  const { rows } = await db.query<{ s: Record<string, unknown> | null }>('SELECT fn_admission_state($1::bigint) AS s', [permitId]);
+  // A named statement (issue 8 §6): prepared once per pooled session, so PostgreSQL parses and plans
+  // it once, not on every call. Only the admission's hot statements are named, and only those whose
+  // result is one column of a fixed type (jsonb here, bigint for the insert): a named statement whose
+  // result columns changed under it (a function redefined with another row type) fails on every later
+  // call on that session. A function dropped and recreated with its signature is planned afresh.
+  const { rows } = await db.query<{ s: Record<string, unknown> | null }>({
+    name: 'birthgate.state', text: 'SELECT fn_admission_state($1::bigint) AS s', values: [permitId],
+  });
   const s = rows[0]?.s;
   if (!s || typeof s.permit !== 'object' || s.permit === null) {
     throw nonRetryable(FailureType.INVALID_INPUT, `permit ${permitId} does not exist`);
@@ -73,7 +80,7 @@ export async function readLedger(db: Queryable, permitId: string): Promise<Admis
 }
 
 /** One permit call: fn_permit_request or fn_permit_issue, with the same parameters. */
-async function openPermit(pool: Pool, fn: 'fn_permit_request' | 'fn_permit_issue', i: IssuePermitInput): Promise<PermitView> {
+export async function openPermit(pool: Pool, fn: 'fn_permit_request' | 'fn_permit_issue', i: IssuePermitInput): Promise<PermitView> {
   return dbStep(fn, async () => {
     const { rows } = await pool.query(`SELECT * FROM ${fn}($1, $2, $3, $4, $5, $6, $7)`, [
       i.idempotencyKey, i.code, i.collection, i.ttlSeconds, i.actor, i.workflowId, i.runId,

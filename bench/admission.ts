@@ -34,7 +34,7 @@ import type { BenchContext, BenchReport } from './context.ts';
 import { echoActivities } from './echo-activities.ts';
 import { cpuDelta, cpuNow, type CpuGroups } from './cpu.ts';
 
-const STEPS = 4; // preflight, issuePermit, insertGovernedRow, confirmFinalized
+const STEPS = 4; // the issue's Temporal baseline: four no-op activities, as many as the admission's steps were (preflight, permit, insert, confirm)
 const LEVELS = [1, 10, 50];
 const SCALE = (process.env.BIRTHGATE_BENCH_ADMISSION_SCALE ?? 'prod') as 'prod' | 'test';
 /** Admissions per row: enough for a p99 (at least 100) at every level. */
@@ -181,8 +181,8 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
     'a. SQL floor (the activities called directly)': async () => {
       const c = code();
       const key = admissionWorkflowId('dot_tools', c);
-      await acts.preflight({ collection: 'dot_tools', code: c });
-      const p = await acts.issuePermit({ idempotencyKey: key, collection: 'dot_tools', code: c, ttlSeconds: 900, actor: 'bench', workflowId: key, runId: 'bench' });
+      const { permit: p } = await acts.openAdmission({ idempotencyKey: key, collection: 'dot_tools', code: c, ttlSeconds: 900, actor: 'bench', workflowId: key, runId: 'bench' });
+      if (!p) throw new Error(`${c}: the admission was stopped`);
       await acts.insertGovernedRow({ permitId: p.permitId, collection: 'dot_tools', code: c, fields: {}, breakGlass: null });
       await acts.confirmFinalized({ permitId: p.permitId });
     },
@@ -240,6 +240,7 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
       { what: 'b2. echo, 4 local activities', shape: await live(lastHandle.b2) },
       { what: 'birthgate before issue 8 (saved history)', shape: savedShape('before-issue-8/clean-run1.json') },
       { what: 'birthgate before the lean admission (saved history)', shape: savedShape('before-lean-admission/clean-run1.json') },
+      { what: 'birthgate before the open admission (saved history)', shape: savedShape('before-open-admission/clean-run1.json') },
       { what: 'c. birthgate dotBirthAdmit, now', shape: await live(lastHandle.c) },
       { what: 'c2. birthgate, every step local', shape: await live(lastHandle.c2) },
     );

@@ -116,7 +116,8 @@ describe('the admission dims cache as the attacker sees it', () => {
     const may = async (role: string) => (await su.query<{ fn: string }>(
       `SELECT fn FROM unnest($1::text[]) fn WHERE has_function_privilege($2, fn::regprocedure, 'EXECUTE') ORDER BY fn`, [writers, role])).rows.map((r) => r.fn);
     assert.deepEqual(await may('birthgate_worker'),
-      ['fn_admission_assert_safe(text)', 'fn_admission_preflight(text,text)', 'fn_drift_tick()', 'fn_drift_watch_tick(text)']);
+      ['fn_admission_assert_safe(text)', 'fn_admission_open(text,text,text,integer,text,text,text)', 'fn_admission_preflight(text,text)',
+        'fn_drift_tick()', 'fn_drift_watch_tick(text)']);
     // The break-glass re-reads the hard blockers through the preflight (which may compute and store them).
     assert.deepEqual(await may('birthgate_test_operator'),
       ['fn_break_glass_open(text,text,text,text,text,bigint,text)', 'fn_drift_accept(text,text,text)', 'fn_drift_rebaseline(text,text,text)']);

@@ -143,6 +143,78 @@ describe('admission SQL API beyond the test plan', () => {
     await rejectsWith(worker.query(`SELECT fn_admission_halt('dot_tools', true, 'w', 'x')`), '42501');
   });
 
+  test('fn_admission_open: the stop-conditions and, only when nothing stops the admission, its RESERVED permit, in one call', async () => {
+    type Open = Preflight & { already_born: unknown; permit: { permit_id: number; state: string; idempotency_key: string } | null };
+    const open = async (key: string, code: string, coll = 'dot_tools') =>
+      (await worker.query<{ o: Open }>(`SELECT fn_admission_open($1, $2, $3, 600, 'wf', $3, 'run-1') AS o`, [code, coll, key])).rows[0]!.o;
+    const ledgerOf = async (code: string) => (await db.pool.query<{ permit_id: string; state: string; moves: string[] }>(
+      `SELECT p.permit_id::text, p.state,
+              array(SELECT coalesce(t.from_state, '-') || '>' || t.to_state FROM birth_admission_permit_transition t
+                     WHERE t.permit_id = p.permit_id ORDER BY t.transition_id) AS moves
+         FROM birth_admission_permit p WHERE p.entity_code = $1 ORDER BY p.permit_id`, [code])).rows;
+
+    // Clear: a RESERVED permit, logged as fn_permit_issue logs it; the same key answers with the same permit.
+    const code = newDotCode('open');
+    const first = await open(`wf:${code}#r`, code);
+    assert.deepEqual([first.blockers, first.already_born, first.permit?.state, first.permit?.idempotency_key], [[], null, 'RESERVED', `wf:${code}#r`]);
+    const reserved = [{ permit_id: String(first.permit!.permit_id), state: 'RESERVED', moves: ['->REQUESTED', 'REQUESTED>RESERVED'] }];
+    assert.deepEqual(await ledgerOf(code), reserved);
+    assert.equal((await open(`wf:${code}#r`, code)).permit?.permit_id, first.permit!.permit_id, 'idempotent on the key');
+    assert.deepEqual(await ledgerOf(code), reserved, 'the second call wrote nothing');
+    await rejectsWith(open(`wf:${code}#r`, newDotCode('open-other')), 'BG409', /idempotency key already issued permit/);
+    await rejectsWith(open(`wf:${code}#r`, 'DOT_bad open'), 'BG409', /idempotency key already issued permit/);
+    await rejectsWith(open(`wf:${code}#other`, code), 'BG409', /another active permit/);
+
+    // Stopped: the blockers, no permit, nothing written.
+    const bad = `DOT_bad open ${process.pid}`;
+    const stopped = await open(`wf:${bad}#r`, bad);
+    assert.deepEqual([stopped.blockers.map((b) => b.kind), stopped.permit], [['code_rule'], null]);
+    assert.deepEqual(await ledgerOf(bad), []);
+
+    // Stopped, but the key already holds a permit (a re-run after a lost answer): that permit, unchanged.
+    const held = newDotCode('open-held');
+    const heldFirst = await open(`wf:${held}#r`, held);
+    await operator.query(`SELECT fn_admission_halt('dot_tools', true, 'op@test', 'open drill')`);
+    try {
+      const again = await open(`wf:${held}#r`, held);
+      assert.deepEqual([again.blockers.map((b) => [b.kind, b.hard]), again.permit?.permit_id, again.permit?.state],
+        [[['kill_switch', true]], heldFirst.permit!.permit_id, 'RESERVED']);
+      const other = newDotCode('open-halted');
+      assert.equal((await open(`wf:${other}#r`, other)).permit, null, 'halted: no permit for a new key');
+      assert.deepEqual(await ledgerOf(other), []);
+    } finally {
+      await operator.query(`SELECT fn_admission_halt('dot_tools', false, 'op@test', 'open drill over')`);
+    }
+
+    // Already born: the birth, no permit for the new key.
+    const born = newDotCode('open-born');
+    const admitted = await open(`wf:${born}#r1`, born);
+    await worker.query(`SELECT fn_admission_insert_dot_tools($1, '{}'::jsonb)`, [admitted.permit!.permit_id]);
+    const late = await open(`wf:${born}#r2`, born);
+    assert.equal(typeof late.already_born, 'object');
+    assert.notEqual(late.already_born, null);
+    assert.equal(late.permit, null);
+    assert.deepEqual((await ledgerOf(born)).map((p) => p.state), ['FINALIZED']);
+
+    // Bad input is refused before anything is read or written, whichever way the admission would go.
+    for (const [args, message] of [
+      [['', bad, 'k', 600, 'wf'], /idempotency_key must not be empty/],
+      [['k2', bad, 'dot_tools', 600, ' '], /actor must not be empty/],
+      [['k3', bad, 'dot_tools', 0, 'wf'], /ttl_seconds must be between/],
+      [['k4', code, 'nope', 600, 'wf'], /unknown or not managed/],
+    ] as const) {
+      const [key, c, coll, ttl, actor] = args;
+      await rejectsWith(worker.query(`SELECT fn_admission_open($1, $2, $3, $4, $5)`, [c, coll, key, ttl, actor]), 'BG400', message);
+    }
+
+    // Only the worker may call it: the operator and the estate owner are refused by the database.
+    await rejectsWith(operator.query(`SELECT fn_admission_open($1, 'dot_tools', 'k', 600, 'op')`, [newDotCode('open-op')]), '42501', /permission denied for function fn_admission_open/);
+    const may = await db.pool.query<{ role: string; ok: boolean }>(
+      `SELECT r AS role, has_function_privilege(r, 'fn_admission_open(text,text,text,integer,text,text,text)', 'EXECUTE') AS ok
+         FROM unnest(ARRAY['birthgate_worker', 'directus', 'birthgate_operator']) r ORDER BY r`);
+    assert.deepEqual(may.rows, [{ role: 'birthgate_operator', ok: false }, { role: 'birthgate_worker', ok: true }, { role: 'directus', ok: false }]);
+  });
+
   test('a disabled governed trigger is drift: gate_drift blocks birth_admit until restored and rebaselined', async () => {
     assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
     await db.pool.query('ALTER TABLE dot_tools DISABLE TRIGGER trg_permit_gate_dot_tools');

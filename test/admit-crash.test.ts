@@ -126,9 +126,10 @@ describe('a worker killed mid-admission', () => {
   }
 
   describe('on the way to FINALIZED', { concurrency: true }, () => {
-    // What the database holds at the kill: the side effect committed, nothing after it.
-    const atKill: Record<'preflight' | 'after-permit-issue' | 'after-insert-commit' | 'after-confirm-finalized', { rows: number; births: number; permits: string[] }> = {
-      preflight: { rows: 0, births: 0, permits: [] },
+    // What the database holds at the kill: the side effect committed, nothing after it. A clean
+    // admission's first step is openAdmission (stop-conditions and permit in one call), which passes
+    // after-permit-issue; 'preflight' is passed only by a parked birth's re-reads.
+    const atKill: Record<'after-permit-issue' | 'after-insert-commit' | 'after-confirm-finalized', { rows: number; births: number; permits: string[] }> = {
       'after-permit-issue': { rows: 0, births: 0, permits: ['RESERVED'] },
       'after-insert-commit': { rows: 1, births: 1, permits: ['FINALIZED'] },
       'after-confirm-finalized': { rows: 1, births: 1, permits: ['FINALIZED'] },

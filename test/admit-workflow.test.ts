@@ -16,7 +16,14 @@ import { eventually, type RunningWorker, startMockWorker, temporalClient, unique
 type Ledger = { permits: Map<string, PermitView>; calls: string[] };
 
 /** In-memory stand-ins with the same contracts as activities/: enough ledger to answer consistently. */
-function mockActivities(ledger: Ledger, behaviour: { blockers?: (code: string, n: number) => Blocker[]; retireFailures?: number; insertFails?: boolean; beforeConfirm?: () => Promise<void> }) {
+function mockActivities(ledger: Ledger, behaviour: {
+  blockers?: (code: string, n: number) => Blocker[];
+  retireFailures?: number;
+  insertFails?: boolean;
+  beforeConfirm?: () => Promise<void>;
+  /** openAdmission finds its key already holding a RESERVED permit while stopped (a re-run after a lost answer). */
+  openFindsHeldPermit?: boolean;
+}) {
   let nextId = 1;
   const preflights = new Map<string, number>();
   let retireFailures = behaviour.retireFailures ?? 0;
@@ -29,12 +36,22 @@ function mockActivities(ledger: Ledger, behaviour: { blockers?: (code: string, n
     byKey.set(i.idempotencyKey, p.permitId);
     return p;
   };
-  const acts: Pick<AdmissionActivities, 'preflight' | 'requestPermit' | 'issuePermit' | 'insertGovernedRow' | 'confirmFinalized' | 'withdrawPermit' | 'retireBirth' | 'readAdmission'> = {
+  const stopConditions = (code: string) => {
+    const n = (preflights.get(code) ?? 0) + 1;
+    preflights.set(code, n);
+    return { blockers: behaviour.blockers?.(code, n) ?? [], familyFlag: true, collectionManaged: true, codePattern: null, killSwitch: false };
+  };
+  const acts: Pick<AdmissionActivities, 'preflight' | 'openAdmission' | 'requestPermit' | 'issuePermit' | 'insertGovernedRow' | 'confirmFinalized' | 'withdrawPermit' | 'retireBirth' | 'readAdmission'> = {
     async preflight({ code }) {
-      const n = (preflights.get(code) ?? 0) + 1;
-      preflights.set(code, n);
       ledger.calls.push(`preflight:${code}`);
-      return { blockers: behaviour.blockers?.(code, n) ?? [], familyFlag: true, collectionManaged: true, codePattern: null, killSwitch: false };
+      return stopConditions(code);
+    },
+    // fn_admission_open: the stop-conditions, and the RESERVED permit only when nothing stops the admission.
+    async openAdmission(i) {
+      ledger.calls.push(`open:${i.code}`);
+      const report = stopConditions(i.code);
+      if (report.blockers.length === 0) return { report, permit: { ...openPermit(i, 'RESERVED') } };
+      return { report, permit: behaviour.openFindsHeldPermit ? { ...openPermit(i, 'RESERVED') } : null };
     },
     async requestPermit(i) {
       ledger.calls.push(`request:${i.code}`);
@@ -104,7 +121,7 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       const { result } = await admitByCode(t.client, { code: c }, { taskQueue, wait: true });
       assert.equal(result?.stage, 'FINALIZED');
       assert.deepEqual([result?.permitId, result?.rowId, result?.birthId, result?.breakGlass], ['1', '100', '200', false]);
-      assert.deepEqual(ledger.calls, [`preflight:${c}`, `issue:${c}`, `insert:${c}`]);
+      assert.deepEqual(ledger.calls, [`open:${c}`, `insert:${c}`], 'the first check reserved the permit: no separate issue');
       const s = await status(t.client, { code: c });
       assert.equal(s.status, 'COMPLETED');
       assert.deepEqual(s.state?.transitions.map((x) => x.stage), ['PREFLIGHT', 'PERMIT_ISSUED', 'INSERTING', 'FINALIZING', 'FINALIZED']);
@@ -121,9 +138,9 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       // --older-than counts from when it parked, not from when it started.
       assert.equal((await listStuck(t.client, { olderThanMs: 3_600_000 })).find((x) => x.code === c), undefined);
       assert.ok((await listStuck(t.client, { olderThanMs: 1 })).some((x) => x.code === c));
-      // The re-read after parking happened (2 preflights); the stuck birth holds a REQUESTED permit, none reserved.
-      await eventually(async () => (ledger.calls.filter((x) => x === `preflight:${c}`).length === 2 ? true : undefined), 're-read');
-      assert.deepEqual(ledger.calls, [`preflight:${c}`, `request:${c}`, `preflight:${c}`]);
+      // The re-read after parking happened (the open, then a preflight); the stuck birth holds a REQUESTED permit, none reserved.
+      await eventually(async () => (ledger.calls.filter((x) => x === `preflight:${c}`).length === 1 ? true : undefined), 're-read');
+      assert.deepEqual(ledger.calls, [`open:${c}`, `request:${c}`, `preflight:${c}`]);
       const parked = (await status(t.client, { code: c })).state;
       assert.deepEqual([parked?.permit?.permitId, parked?.permit?.state], ['1', 'REQUESTED']);
       const handle = t.client.workflow.getHandle(parked!.workflowId);
@@ -144,7 +161,7 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       assert.equal(result?.breakGlassId, '7');
       assert.equal(result?.permitId, '1', 'the requested permit is the one reserved and used');
       // A fresh preflight runs before the break-glass is acted on (its blockers, not the ones the operator saw).
-      assert.deepEqual(ledger.calls, [`preflight:${c}`, `request:${c}`, `preflight:${c}`, `preflight:${c}`, `issue:${c}`, `insert:${c}:bg=APPR-9`]);
+      assert.deepEqual(ledger.calls, [`open:${c}`, `request:${c}`, `preflight:${c}`, `preflight:${c}`, `issue:${c}`, `insert:${c}:bg=APPR-9`]);
     });
   });
 
@@ -181,7 +198,7 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       const result = await t.client.workflow.getHandle(admissionWorkflowId('dot_tools', c)).result();
       assert.equal(result?.stage, 'FINALIZED');
       assert.equal(result?.permitId, '1');
-      assert.deepEqual(ledger.calls, [`preflight:${c}`, `request:${c}`, `preflight:${c}`, `issue:${c}`, `insert:${c}`]);
+      assert.deepEqual(ledger.calls, [`open:${c}`, `request:${c}`, `preflight:${c}`, `issue:${c}`, `insert:${c}`]);
       const s = await status(t.client, { code: c });
       assert.equal(s.state?.decisions.at(-1)?.note, 'stop-condition cleared on re-read');
     });
@@ -236,6 +253,24 @@ describe('dotBirthAdmit workflow logic (mock activities, real dev server)', () =
       assert.ok(err.cause instanceof CancelledFailure);
       assert.equal((await status(t.client, { code: c })).state?.stage, 'CANCELLED');
       assert.deepEqual(ledger.calls.filter((x) => /^(request|issue|withdraw)/.test(x)), [`request:${c}`, 'withdraw:1:CANCELLED']);
+    });
+  });
+
+  test('an open that is stopped but finds its key holding a permit (a re-run) holds that permit: parked without a request, withdrawn on cancel', async () => {
+    await withWorker({ blockers: () => [codeRule], openFindsHeldPermit: true }, async (taskQueue, ledger) => {
+      const c = code('REOPEN');
+      const { workflowId } = await admitByCode(t.client, { code: c }, { taskQueue });
+      const parked = await eventually(async () => {
+        const st = (await status(t.client, { code: c })).state;
+        return st?.stage === 'BLOCKED' ? st : undefined;
+      }, 'BLOCKED');
+      assert.deepEqual([parked.permit?.permitId, parked.permit?.state], ['1', 'RESERVED'], 'the permit the open answered with is held');
+      await cancel(t.client, { code: c }, op);
+      const err = await t.client.workflow.getHandle(workflowId).result().catch((e) => e);
+      assert.equal(((err as WorkflowFailedError).cause as ApplicationFailure).type, 'ADMISSION_CANCELLED');
+      assert.deepEqual(ledger.calls.filter((x) => /^(open|request|issue|insert|withdraw)/.test(x)), [`open:${c}`, 'withdraw:1:CANCELLED'],
+        'no second permit requested; the held one withdrawn');
+      assert.equal(ledger.permits.get('1')?.state, 'CANCELLED');
     });
   });
 });

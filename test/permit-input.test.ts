@@ -80,6 +80,12 @@ describe('bad input into every function: a clear error, no partial state', () =>
       params: ['entity_code', 'collection_name'],
     },
     {
+      name: 'fn_admission_open',
+      sql: 'SELECT fn_admission_open($1, $2, $3, $4, $5, $6, $7)',
+      valid: () => ['dot-input-open-1', 'dot_tools', 'wf:input:open', 60, 'actor', 'wf:input:open', 'run'],
+      params: ['entity_code', 'collection_name', 'idempotency_key', '', 'actor'],
+    },
+    {
       name: 'fn_admission_rollback',
       sql: 'SELECT fn_admission_rollback($1, $2, $3)',
       valid: () => [permitId, 'operator', 'undo'],
@@ -135,6 +141,7 @@ describe('bad input into every function: a clear error, no partial state', () =>
     await rejectsWith(db.pool.query(`SELECT fn_birth_retire('KBA-000001', $1, 'op', 'r')`, [INJECTION]), 'BG400', /no birth of/);
     for (const coll of ['no_such_collection', INJECTION]) {
       await rejectsWith(db.pool.query('SELECT fn_admission_preflight($1, $2)', [code, coll]), 'BG400', /unknown or not managed/);
+      await rejectsWith(db.pool.query(`SELECT fn_admission_open($1, $2, 'wf:coll', 60, 'actor')`, [newDotCode('input-coll'), coll]), 'BG400', /unknown or not managed/);
     }
     assert.deepEqual(await snapshot(), before);
   });
@@ -144,6 +151,7 @@ describe('bad input into every function: a clear error, no partial state', () =>
     for (const ttl of [null, 0, -5, 604801]) {
       await rejectsWith(db.pool.query(`SELECT fn_permit_issue('wf:ttl', 'dot-ttl-1', 'dot_tools', $1, 'actor')`, [ttl]), 'BG400', /ttl_seconds must be between/);
       await rejectsWith(db.pool.query(`SELECT fn_permit_request('wf:ttl', 'dot-ttl-1', 'dot_tools', $1, 'actor')`, [ttl]), 'BG400', /ttl_seconds must be between/);
+      await rejectsWith(db.pool.query(`SELECT fn_admission_open('dot-ttl-1', 'dot_tools', 'wf:ttl', $1, 'actor')`, [ttl]), 'BG400', /ttl_seconds must be between/);
     }
     await rejectsWith(db.pool.query(`SELECT fn_permit_transition(NULL, 'CANCELLED', 'a', 'r')`), 'BG400', /permit_id must not be NULL/);
     await rejectsWith(db.pool.query(`SELECT fn_permit_transition(987654321, 'CANCELLED', 'a', 'r')`), 'BG400', /permit 987654321 does not exist/);

@@ -26,12 +26,14 @@ describe('saved histories replay against the current bundle', () => {
   const folders = fs.readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
 
   test('there are histories from before issue 8 and from now, every scenario', () => {
-    // before-issue-8: ef5ece6; before-lean-admission: the issue-8 workflow before its steps went local.
-    assert.deepEqual(folders, ['before-issue-8', 'before-lean-admission', 'current']);
+    // before-issue-8: ef5ece6; before-lean-admission: the issue-8 workflow before its steps went local;
+    // before-open-admission: the lean admission before its first check reserved the permit too.
+    assert.deepEqual(folders, ['before-issue-8', 'before-lean-admission', 'before-open-admission', 'current']);
     const scenarios = (f: string) => [...new Set(saved(f).map((s) => s.file.replace(/^.*\//, '').replace(/(-\d)?-run\d+\.json$/, '')))].sort();
     const base = ['attach', 'cancel', 'clean', 'compensation-failed', 'rollback-after-finalized', 'rollback-while-parked', 'stuck-retry-break-glass'];
     assert.deepEqual(scenarios('before-issue-8'), base);
     assert.deepEqual(scenarios('before-lean-admission'), [...base, 'continue-as-new'].sort());
+    assert.deepEqual(scenarios('before-open-admission'), [...base, 'continue-as-new'].sort());
     assert.deepEqual(scenarios('current'), [...base, 'continue-as-new'].sort());
     assert.ok(saved('current').filter((s) => s.file.includes('continue-as-new')).length >= 3, 'several runs of the continued admission');
   });

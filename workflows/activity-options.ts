@@ -6,6 +6,7 @@
 // | activity            | startToClose | scheduleToClose   | backoff            | never retried                 | why the budget                                  |
 // |---------------------|--------------|-------------------|--------------------|-------------------------------|-------------------------------------------------|
 // | preflight           | 10 s         | 10 min            | 0.5 s ×2 → 30 s    | INVALID_INPUT (BG400)         | read-only; waiting out an outage is harmless    |
+// | openAdmission       | 10 s         | 10 min            | 0.5 s ×2 → 30 s    | BG400, PERMIT_CONFLICT (BG409)| preflight's; the permit it may issue is idempotent on the key |
 // | requestPermit       | 10 s         | 5 min             | 0.5 s ×2 → 30 s    | BG400, PERMIT_CONFLICT (BG409)| idempotent on the key; conflict needs a human   |
 // | issuePermit         | 10 s         | 5 min             | 0.5 s ×2 → 30 s    | BG400, PERMIT_CONFLICT (BG409)| idempotent on the key; conflict needs a human   |
 // | insertGovernedRow   | 10 s         | 80 % of permit TTL| 0.5 s ×2 → 30 s    | GATE_REFUSED (BG403), BG400…  | must land before the permit expires             |
@@ -22,6 +23,9 @@
 //   - preflight: reads (it may refresh the drift guard's stored dims, which any caller may do);
 //   - requestPermit, issuePermit: idempotent on the permit key — a re-run answers with the same permit;
 //     the permit's withdrawal is registered when its answer is recorded, as before;
+//   - openAdmission (patched('open-admission')): preflight's read and issuePermit's write in one
+//     transaction, so both reasons hold; a re-run that is stopped where the first run was not still
+//     answers with the permit the key holds, which the workflow then holds and withdraws;
 //   - confirmFinalized, readAdmission: read the ledger.
 // The governed insert, and the compensations, stay REMOTE activities:
 //   - the insert is the one step that writes the row. As an activity task its attempt is timed by the
@@ -66,7 +70,7 @@ export function admissionActivities(permitTtlSeconds: number, mode: ActivityMode
   const short = mode !== 'remote'; // the short, repeatable steps
   const all = mode === 'local';
   return {
-    ...proxy(preflightOptions, short, 'preflight'),
+    ...proxy(preflightOptions, short, 'preflight', 'openAdmission'),
     ...proxy(permitOptions, short, 'requestPermit', 'issuePermit'),
     ...proxy(insertOptions(permitTtlSeconds), all, 'insertGovernedRow'),
     ...proxy(finalizeOptions, short, 'confirmFinalized', 'readAdmission'),

@@ -35,6 +35,7 @@ import {
   describeIssues,
   FailureType,
   type PermitView,
+  type PreflightReport,
   type Stage,
 } from '../contracts/admission.ts';
 import { AdmissionRecord, describeBlocker } from './admission-record.ts';
@@ -69,7 +70,7 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
   const inbox = new OperatorInbox(record);
   const undo = new Compensations(record, inbox);
   const acts = admissionActivities(input.permitTtlSeconds, mode === 'remote' && lean ? 'lean' : mode);
-  const { requestPermit, issuePermit, insertGovernedRow, confirmFinalized, withdrawPermit, retireBirth } = acts;
+  const { openAdmission, requestPermit, issuePermit, insertGovernedRow, confirmFinalized, withdrawPermit, retireBirth } = acts;
   // requestPermit and issuePermit: the same key and parameters, so both answer with the same permit.
   const permitParams = {
     idempotencyKey: `${workflowId}#${firstExecutionRunId}`,
@@ -99,11 +100,25 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
   try {
     // 1. preflight — a stop-condition parks the admission until an operator decides; the stuck
     //    birth holds its place with a REQUESTED permit meanwhile.
+    //    Since patched('open-admission') the first check is openAdmission: the same stop-conditions
+    //    and, when they are clear, the RESERVED permit of step 2 in the same SQL call (one local
+    //    activity instead of two). A permit it answers with is held, and its withdrawal registered, in
+    //    that step, as issuePermit's is; a later check (a park's re-read, a retry) is a plain preflight.
+    const opened: { permit: PermitView | null } = { permit: null };
+    const firstCheck = patched('open-admission')
+      ? async () => {
+        const o = await openAdmission(permitParams);
+        if (o.permit) holdPermit(o.permit);
+        if (o.permit?.state === 'RESERVED' && o.report.blockers.length === 0 && !o.report.alreadyBorn) opened.permit = o.permit;
+        return o.report;
+      }
+      : undefined;
     const requestPlace = () => step(inbox, async () => holdPermit(await requestPermit(permitParams)));
-    const breakGlass = await clearStopConditions(record, inbox, input, acts, requestPlace);
+    const breakGlass = await clearStopConditions(record, inbox, input, acts, requestPlace, firstCheck);
 
     // 2. permit — RESERVED for exactly (code, collection), with a TTL (a REQUESTED one is reserved now).
-    const permit = await step(inbox, async () => holdPermit(await issuePermit(permitParams)));
+    //    Already reserved by the first check when nothing stopped the admission.
+    const permit = opened.permit ?? await step(inbox, async () => holdPermit(await issuePermit(permitParams)));
     if (permit.state !== 'RESERVED') {
       throw ApplicationFailure.create({ type: FailureType.PERMIT_UNUSABLE, message: `permit ${permit.permitId} came back ${permit.state}`, nonRetryable: true });
     }
@@ -157,10 +172,11 @@ async function clearStopConditions(
   input: AdmissionRequest,
   { preflight }: AdmissionSteps,
   requestPlace: () => Promise<unknown>,
+  firstCheck?: () => Promise<PreflightReport>,
 ): Promise<BreakGlassSignal | null> {
   const checkNow = () => preflight({ collection: input.collection, code: input.code });
-  for (;;) {
-    const report = await step(inbox, checkNow);
+  for (let n = 0; ; n++) {
+    const report = await step(inbox, n === 0 && firstCheck ? firstCheck : checkNow);
     // Issue 8 §4: a code already born in the collection (its row live) can only fail on the table's
     // uniqueness: say which birth it is instead of trying. Nothing was admitted; a permit held from a
     // park is withdrawn on the way out.

@@ -101,6 +101,7 @@ BEGIN
     'fn_drift_tick()',
     'fn_admission_assert_safe(text)',
     'fn_admission_preflight(text,text)',
+    'fn_admission_open(text,text,text,integer,text,text,text)',
     'fn_admission_rollback(bigint,text,text)',
     'fn_admission_rollback_authorize(bigint,text,text)',
     'fn_admission_rollback_complete(bigint,text,text)',

@@ -10,6 +10,7 @@ DROP EVENT TRIGGER IF EXISTS trg_birthgate_ddl_ledger;
 DROP EVENT TRIGGER IF EXISTS trg_birthgate_drop_ledger;
 ALTER EVENT TRIGGER trg_guard_trigger_ddl ENABLE;
 ALTER EVENT TRIGGER trg_guard_trigger_drop ENABLE;
+DROP FUNCTION IF EXISTS public.fn_admission_open(text, text, text, integer, text, text, text);
 DROP FUNCTION IF EXISTS public.fn_admission_preflight(text, text);
 DROP FUNCTION IF EXISTS public.fn_admission_assert_safe(text);
 DROP FUNCTION IF EXISTS public.fn_admission_halt(text, boolean, text, text);

@@ -787,6 +787,50 @@ BEGIN
 END;
 $$;
 
+-- The admission's first step in one call (issue 8 §6): the stop-conditions, and — only when they are
+-- clear and the code is not already born — the RESERVED permit, in one transaction. The answer is the
+-- preflight's, plus `permit`: the permit fn_permit_issue reserved (or the key already held), or, when
+-- something stops the admission, the permit the key already holds (a re-run after a lost answer: the
+-- caller holds it, and withdraws it, as before), else null. No permit is written when something stops it
+-- and the key holds nothing. The same validation and SQLSTATEs as fn_admission_preflight and
+-- fn_permit_issue (BG400, BG409); the worker's lock and statement bounds hold for the permit's writes.
+CREATE FUNCTION public.fn_admission_open(p_entity_code text, p_collection_name text, p_idempotency_key text,
+                                         p_ttl_seconds integer, p_actor text,
+                                         p_workflow_id text DEFAULT NULL, p_run_id text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_report jsonb;
+  v public.birth_admission_permit;
+BEGIN
+  -- Every parameter is checked before anything is read or written, whichever way the admission goes
+  -- (the permit's own checks in fn_permit_open run again when it is issued).
+  PERFORM public.fn_admission_require_text('idempotency_key', p_idempotency_key, 500);
+  PERFORM public.fn_admission_require_text('actor', p_actor, 200);
+  IF p_ttl_seconds IS NULL OR p_ttl_seconds < 1 OR p_ttl_seconds > 604800 THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('ttl_seconds must be between 1 and 604800 (7 days), got %s', coalesce(p_ttl_seconds::text, 'NULL'));
+  END IF;
+  IF p_workflow_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('workflow_id', p_workflow_id, 500); END IF;
+  IF p_run_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('run_id', p_run_id, 200); END IF;
+  v_report := public.fn_admission_preflight(p_entity_code, p_collection_name);
+  IF jsonb_array_length(v_report -> 'blockers') = 0 AND jsonb_typeof(v_report -> 'already_born') IS DISTINCT FROM 'object' THEN
+    v := public.fn_permit_issue(p_idempotency_key, p_entity_code, p_collection_name, p_ttl_seconds, p_actor,
+                                p_workflow_id, p_run_id);
+  ELSE
+    SELECT * INTO v FROM public.birth_admission_permit p WHERE p.idempotency_key = p_idempotency_key;
+    IF FOUND AND (v.entity_code IS DISTINCT FROM p_entity_code OR v.collection_name IS DISTINCT FROM p_collection_name) THEN
+      RAISE EXCEPTION USING ERRCODE = 'BG409',
+        MESSAGE = format('idempotency key already issued permit %s for (%s, %s)', v.permit_id,
+                         left(v.entity_code, 80), v.collection_name);
+    END IF;
+  END IF;
+  RETURN v_report || jsonb_build_object('permit', CASE WHEN v.permit_id IS NULL THEN NULL ELSE to_jsonb(v) END);
+END;
+$$;
+
 REVOKE ALL ON FUNCTION public.fn_ddl_ledger_record(text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.fn_ddl_ledger_record(text, text, text, text) TO PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_birthgate_ddl_record() FROM PUBLIC;
@@ -809,6 +853,7 @@ REVOKE ALL ON FUNCTION public.fn_admission_halt(text, boolean, text, text) FROM 
 GRANT EXECUTE ON FUNCTION public.fn_admission_halt(text, boolean, text, text) TO birthgate_operator;
 REVOKE ALL ON FUNCTION public.fn_admission_assert_safe(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.fn_admission_preflight(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.fn_admission_open(text, text, text, integer, text, text, text) FROM PUBLIC;
 
 ALTER TABLE public.birth_ddl_ledger OWNER TO birthgate_owner;
 ALTER TABLE public.birth_admission_dim OWNER TO birthgate_owner;
@@ -831,6 +876,7 @@ ALTER FUNCTION public.fn_drift_tick() OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_halt(text, boolean, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_assert_safe(text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_preflight(text, text) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_admission_open(text, text, text, integer, text, text, text) OWNER TO birthgate_owner;
 
 SELECT public.fn_drift_capture_step('step-16');
 -- The guard starts from what the dims say now.

@@ -3,6 +3,7 @@
 -- estate's guard.
 SELECT (to_regprocedure('public.fn_drift_check()') IS NOT NULL
         AND to_regprocedure('public.fn_admission_preflight(text,text)') IS NOT NULL
+        AND to_regprocedure('public.fn_admission_open(text,text,text,integer,text,text,text)') IS NOT NULL
         AND to_regclass('public.birth_admission_dim') IS NOT NULL
         AND to_regprocedure('public.fn_dim_registry_coverage()') IS NOT NULL
         AND (SELECT count(*) FROM pg_catalog.pg_event_trigger
