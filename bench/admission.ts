@@ -72,25 +72,20 @@ async function measure(variant: string, concurrency: number, n: number, one: (i:
   return { variant, concurrency, n, perSec: n / seconds, lat: lat.sort((a, b) => a - b), cpu: cpuDelta(cpu0, cpuRead(), n) };
 }
 
-/** Two one-at-a-time variants timed in turn (a, b, a, b …), so machine noise falls on both alike. */
-async function interleaved(
-  a: [string, (i: number) => Promise<unknown>],
-  b: [string, (i: number) => Promise<unknown>],
-  n: number,
-): Promise<[Row, Row]> {
-  const lat: [number[], number[]] = [[], []];
-  const busy: [number, number] = [0, 0];
+/** One-at-a-time variants timed in turn (a, b, c, a, b, c …), so machine noise falls on all alike. */
+async function interleaved(variants: Array<[string, (i: number) => Promise<unknown>]>, n: number): Promise<Row[]> {
+  const lat = variants.map((): number[] => []);
+  const busy = variants.map(() => 0);
   for (let i = 0; i < n; i++) {
-    for (const k of [0, 1] as const) {
+    for (const [k, [, one]] of variants.entries()) {
       const t = performance.now();
-      await [a, b][k]![1](i);
+      await one(i);
       const d = performance.now() - t;
-      lat[k].push(d);
-      busy[k] += d;
+      lat[k]!.push(d);
+      busy[k] = busy[k]! + d;
     }
   }
-  const row = (k: 0 | 1, variant: string): Row => ({ variant, concurrency: 1, n, perSec: n / (busy[k] / 1000), lat: lat[k].sort((x, y) => x - y) });
-  return [row(0, a[0]), row(1, b[0])];
+  return variants.map(([variant], k) => ({ variant, concurrency: 1, n, perSec: n / (busy[k]! / 1000), lat: lat[k]!.sort((x, y) => x - y) }));
 }
 
 type Shape = { events: number; workflowTasks: number; activityTasks: number; localActivities: number; upserts: number };
@@ -177,14 +172,33 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
   const code = () => `DOT-${runDigits}${String(serial++).padStart(6, '0')}`;
   const lastHandle: Record<string, WorkflowHandle> = {};
 
+  // The SQL floor's own steps, timed inside it (p50 of each, beside the whole).
+  const floorSteps: Record<'openAdmission' | 'insertGovernedRow' | 'confirmFinalized', number[]> = { openAdmission: [], insertGovernedRow: [], confirmFinalized: [] };
+  let timingSteps = false;
+  const timedStep = async <T,>(name: keyof typeof floorSteps, fn: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    const r = await fn();
+    if (timingSteps) floorSteps[name].push(performance.now() - t);
+    return r;
+  };
+  const permitParams = (c: string) => {
+    const key = admissionWorkflowId('dot_tools', c);
+    return { idempotencyKey: key, collection: 'dot_tools', code: c, ttlSeconds: 900, actor: 'bench', workflowId: key, runId: 'bench' };
+  };
   const variants: Record<string, () => Promise<unknown>> = {
     'a. SQL floor (the activities called directly)': async () => {
       const c = code();
-      const key = admissionWorkflowId('dot_tools', c);
-      const { permit: p } = await acts.openAdmission({ idempotencyKey: key, collection: 'dot_tools', code: c, ttlSeconds: 900, actor: 'bench', workflowId: key, runId: 'bench' });
+      const { permit: p } = await timedStep('openAdmission', () => acts.openAdmission(permitParams(c)));
       if (!p) throw new Error(`${c}: the admission was stopped`);
+      await timedStep('insertGovernedRow', () => acts.insertGovernedRow({ permitId: p.permitId, collection: 'dot_tools', code: c, fields: {}, breakGlass: null }));
+      await timedStep('confirmFinalized', () => acts.confirmFinalized({ permitId: p.permitId }));
+    },
+    // The two writes DESIGN §4 keeps apart (the permit, committed before the row; the row, whose commit
+    // finalizes): no stop-condition read, no confirmation. What the floor cannot go below.
+    'a2. the permit and the insert alone (two commits)': async () => {
+      const c = code();
+      const p = await acts.issuePermit(permitParams(c));
       await acts.insertGovernedRow({ permitId: p.permitId, collection: 'dot_tools', code: c, fields: {}, breakGlass: null });
-      await acts.confirmFinalized({ permitId: p.permitId });
     },
     'b. echo workflow (4 no-op activities)': async () => {
       const h = await client.workflow.start('echoAdmission', { taskQueue: queues.echo, workflowId: `bench-echo-${run}-${serial++}`, args: [STEPS] });
@@ -213,7 +227,7 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
       lastHandle.c2 = h;
     },
   };
-  const baselineOf: Record<string, string> = { 'a.': '0.', 'c.': 'b.', 'c2.': 'b2.' };
+  const baselineOf: Record<string, string> = { 'a.': '0.', 'a2.': '0.', 'c.': 'b.', 'c2.': 'b2.' };
 
   const rows: Row[] = [];
   const shapes: Array<{ what: string; shape: Shape | undefined }> = [];
@@ -221,15 +235,15 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
     ctx.log(`admission: warming every path (${WARM} each) …`);
     for (const one of Object.values(variants)) for (let i = 0; i < WARM; i++) await one();
     for (let i = 0; i < WARM; i++) await entryInsert('w')(i);
-    const [entryRow, floorRow] = await interleaved(
+    timingSteps = true;
+    rows.push(...await interleaved([
       ['0. plain entry-path dot_tools insert (no birthgate)', entryInsert('e')],
-      ['a. SQL floor (the activities called directly)', variants['a. SQL floor (the activities called directly)']!],
-      SQL_SAMPLES,
-    );
-    rows.push(entryRow, floorRow);
+      ...Object.entries(variants).filter(([name]) => name.startsWith('a')),
+    ], SQL_SAMPLES));
+    timingSteps = false;
     for (const c of LEVELS) {
       for (const [name, one] of Object.entries(variants)) {
-        if (name.startsWith('a.')) continue;
+        if (name.startsWith('a')) continue;
         ctx.log(`admission: ${name} at concurrency ${c} (${count(c)} admissions)`);
         rows.push(await measure(name, c, count(c), one));
       }
@@ -259,12 +273,13 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
   const baseline = (r: Row) => {
     const prefix = Object.keys(baselineOf).find((p) => r.variant.startsWith(p));
     if (!prefix) return undefined;
-    const b = rows.find((x) => x.variant.startsWith(baselineOf[prefix]!) && (prefix === 'a.' || x.concurrency === r.concurrency));
+    const b = rows.find((x) => x.variant.startsWith(baselineOf[prefix]!) && (prefix.startsWith('a') || x.concurrency === r.concurrency));
     return b;
   };
   const ms = (v: number | undefined) => (v === undefined ? '—' : v);
   const floor = rows.find((r) => r.variant.startsWith('a.'))!;
   const entry = rows.find((r) => r.variant.startsWith('0.'))!;
+  const twoCommits = rows.find((r) => r.variant.startsWith('a2.'))!;
   const floorRatio = pct(floor.lat, 50)! / pct(entry.lat, 50)!;
   const at = (prefix: string, c: number) => rows.find((r) => r.variant.startsWith(prefix) && r.concurrency === c)!;
   const targets = LEVELS.map((c) => `c=${c}: ${(at('c.', c).perSec / at('b.', c).perSec).toFixed(2)}×`).join(', ');
@@ -284,7 +299,7 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
           'p95 ms': ms(pct(r.lat, 95)),
           'p99 ms': ms(pct(r.lat, 99)),
           'max ms': r.lat[r.lat.length - 1]!,
-          'vs baseline': b ? (r.variant.startsWith('a.') ? `${(pct(r.lat, 50)! / pct(b.lat, 50)!).toFixed(2)}× time` : `${(r.perSec / b.perSec).toFixed(2)}× rate`) : '',
+          'vs baseline': b ? (r.variant.startsWith('a') ? `${(pct(r.lat, 50)! / pct(b.lat, 50)!).toFixed(2)}× time` : `${(r.perSec / b.perSec).toFixed(2)}× rate`) : '',
           baseline: b ? b.variant.slice(0, 3).trim() : '',
           'CPU ms: this process': r.cpu ? r.cpu.self : '—',
           'Temporal': r.cpu?.temporal ?? '—',
@@ -294,9 +309,23 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
       notes: [
         `issue 8 targets: birthgate ≥ 1.0× the echo's rate — ${targets}; p50 at c=1 ≤ the echo's — ${p50c1.toFixed(1)} ms vs ${p50echo.toFixed(1)} ms ${p50c1 <= p50echo ? '(met)' : '(MISSED)'}; ` +
           `SQL floor ≤ 2.5× a plain entry-path insert — ${floorRatio.toFixed(2)}× (p50 ${pct(floor.lat, 50)!.toFixed(2)} ms vs ${pct(entry.lat, 50)!.toFixed(2)} ms) ${floorRatio <= 2.5 ? '(met)' : '(MISSED)'}`,
-        'a. is timed per admission (p50 ratio to 0.); c. is divided by b. (4 activities), c2. by b2. (4 local activities), each at its own concurrency',
+        'a. and a2. are timed per admission (p50 ratio to 0., the three interleaved); c. is divided by b. (4 activities), c2. by b2. (4 local activities), each at its own concurrency',
         'CPU ms: CPU time per admission (bench/cpu.ts, from /proc) of this process (client and both workers), the Temporal dev server and every PostgreSQL process; unlike wall time it does not grow with other load, and at concurrency, where the two cores are the limit, it is what the rates divide',
         `one worker process hosts both task queues; ${ctx.engine === 'server' ? 'the Temporal server (its databases on the same PostgreSQL)' : 'Temporal dev server'}, PostgreSQL and the client share the machine`,
+      ],
+    },
+    {
+      title: 'Admissions: the SQL floor by step (a., the same samples)',
+      rows: [
+        ...Object.entries(floorSteps).map(([step, lat]) => {
+          const sorted = [...lat].sort((x, y) => x - y);
+          return { step, n: sorted.length, 'p50 ms': ms(pct(sorted, 50)), 'p95 ms': ms(pct(sorted, 95)), 'vs 0. (p50)': `${(pct(sorted, 50)! / pct(entry.lat, 50)!).toFixed(2)}×` };
+        }),
+        { step: 'a2. the permit and the insert alone', n: twoCommits.n, 'p50 ms': ms(pct(twoCommits.lat, 50)), 'p95 ms': ms(pct(twoCommits.lat, 95)), 'vs 0. (p50)': `${(pct(twoCommits.lat, 50)! / pct(entry.lat, 50)!).toFixed(2)}×` },
+      ],
+      notes: [
+        'openAdmission: the stop-conditions and the RESERVED permit in one transaction; insertGovernedRow: the row, the permit consumed, its commit finalizing; confirmFinalized: the ledger read after that commit',
+        'a2. is the part of the floor DESIGN §4 fixes: a permit committed before its row, and the row in a transaction of its own; a floor below 2.5× needs a2. below it too',
       ],
     },
     {
