@@ -2,12 +2,14 @@
 // prod-scale world (BIRTHGATE_BENCH_ADMISSION_SCALE=test for a quick look):
 //   (0) a plain entry-path dot_tools insert, on a second copy of the world without the packet (the SQL
 //       baseline), timed interleaved with
-//   (a) the admission's SQL, the activities called directly (the SQL floor),
+//   (a) the admission's SQL, the activities called directly (the SQL floor), with its steps timed, and
+//   (a2) the permit and the insert alone (the two commits DESIGN §4 keeps apart: what (a) cannot go below),
 //   (b) an echo workflow with four no-op activities (the Temporal baseline), and with four local ones,
 //   (c) birthgate: admitByCode(…, { wait: true }) through the real worker; (c2) its every-step-local
 //       variant, measured against (b2).
-// Closed loop: `concurrency` callers each take the next code until `count` admissions are done. Every
-// path is warmed first (pools, bundles, sticky caches). Each row prints p50/p95/p99 only where its
+// Closed loop: `concurrency` callers each take the next code until a round's admissions are done; the
+// workflow variants of a level take turns, round by round (ROUNDS). Every path is warmed first (pools,
+// bundles, sticky caches). Each row prints p50/p95/p99 only where its
 // sample is large enough to have one, and its max. A history of each workflow variant is counted
 // (events, workflow tasks, activity tasks, local-activity markers, search-attribute upserts), beside the
 // saved histories of the same clean admission from before (test/histories).
@@ -37,8 +39,14 @@ import { cpuDelta, cpuNow, type CpuGroups } from './cpu.ts';
 const STEPS = 4; // the issue's Temporal baseline: four no-op activities, as many as the admission's steps were (preflight, permit, insert, confirm)
 const LEVELS = [1, 10, 50];
 const SCALE = (process.env.BIRTHGATE_BENCH_ADMISSION_SCALE ?? 'prod') as 'prod' | 'test';
-/** Admissions per row: enough for a p99 (at least 100) at every level. */
-const count = (c: number) => Math.max(Number(process.env.BIRTHGATE_BENCH_MIN ?? 200), c * 10);
+/** Admissions per row: enough for a p99 (at least 100) at every level, and 20 waves of the callers. */
+const count = (c: number) => Math.max(Number(process.env.BIRTHGATE_BENCH_MIN ?? 200), c * 20);
+/**
+ * Each workflow row is measured in this many rounds, the variants taking turns (b, b2, c, c2, b, …):
+ * whatever else the machine does for a while (a checkpoint, a compaction, a burst of other work) falls
+ * on every variant of the level, not on one. Each round starts its callers and drains them.
+ */
+const ROUNDS = Number(process.env.BIRTHGATE_BENCH_ROUNDS ?? 4);
 const WARM = 20;
 const SQL_SAMPLES = 300;
 
@@ -70,6 +78,26 @@ async function measure(variant: string, concurrency: number, n: number, one: (i:
   );
   const seconds = (performance.now() - t0) / 1000;
   return { variant, concurrency, n, perSec: n / seconds, lat: lat.sort((a, b) => a - b), cpu: cpuDelta(cpu0, cpuRead(), n) };
+}
+
+/** Rounds of one variant as one row: the admissions of all, their total time, CPU per admission over all. */
+function mergeRounds(parts: Row[]): Row {
+  const n = parts.reduce((a, r) => a + r.n, 0);
+  const seconds = parts.reduce((a, r) => a + r.n / r.perSec, 0);
+  const cpuParts = parts.map((r) => r.cpu);
+  const weighted = (pick: (c: CpuGroups) => number | null): number | null => {
+    let sum = 0;
+    for (const [i, c] of cpuParts.entries()) {
+      const v = c ? pick(c) : null;
+      if (v === null) return null;
+      sum += v * parts[i]!.n;
+    }
+    return sum / n;
+  };
+  const cpu = cpuParts.every((c) => c !== null && c !== undefined)
+    ? { self: weighted((c) => c.self)!, temporal: weighted((c) => c.temporal), postgres: weighted((c) => c.postgres)! }
+    : null;
+  return { variant: parts[0]!.variant, concurrency: parts[0]!.concurrency, n, perSec: n / seconds, lat: parts.flatMap((r) => r.lat).sort((a, b) => a - b), cpu };
 }
 
 /** One-at-a-time variants timed in turn (a, b, c, a, b, c …), so machine noise falls on all alike. */
@@ -246,12 +274,15 @@ export async function benchAdmission(ctx: BenchContext & { engine?: string }): P
       ...Object.entries(variants).filter(([name]) => name.startsWith('a')),
     ], SQL_SAMPLES));
     timingSteps = false;
+    const workflowVariants = Object.entries(variants).filter(([name]) => !name.startsWith('a'));
     for (const c of LEVELS) {
-      for (const [name, one] of Object.entries(variants)) {
-        if (name.startsWith('a')) continue;
-        ctx.log(`admission: ${name} at concurrency ${c} (${count(c)} admissions)`);
-        rows.push(await measure(name, c, count(c), one));
+      const per = Math.ceil(count(c) / ROUNDS);
+      ctx.log(`admission: concurrency ${c}, ${ROUNDS} rounds of ${per} admissions per variant, the variants in turn`);
+      const parts = new Map<string, Row[]>(workflowVariants.map(([name]) => [name, []]));
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const [name, one] of workflowVariants) parts.get(name)!.push(await measure(name, c, per, one));
       }
+      for (const [name] of workflowVariants) rows.push(mergeRounds(parts.get(name)!));
     }
     const live = (h: WorkflowHandle | undefined) => (h ? liveShape(h).catch((err: Error) => (ctx.log(`history: ${err.message}`), undefined)) : undefined);
     shapes.push(
