@@ -7,7 +7,7 @@
 // predates fn_admission_open it falls back to the two calls it replaces, with the same answer.
 import { z } from 'zod';
 import type { Pool } from '../db/pool.ts';
-import { Blocker, CollectionName, EntityCode, PermitView, PreflightReport } from '../contracts/admission.ts';
+import { admissionClear, Blocker, CollectionName, EntityCode, PermitView, PreflightReport } from '../contracts/admission.ts';
 import { dbStep, parseInput } from './failures.ts';
 import type { ActivityHooks } from './hooks.ts';
 import { IssuePermitInput, openPermit, permitView } from './permits.ts';
@@ -48,9 +48,6 @@ function reportOf(p: PreflightJson): PreflightReport {
       : null,
   });
 }
-
-/** Nothing stops the admission: no blocker, not already born. */
-const clear = (r: PreflightReport) => r.blockers.length === 0 && !r.alreadyBorn;
 
 export function preflightActivities(pool: Pool, hooks: ActivityHooks) {
   /** fn_admission_preflight, under the statement guard (the drift tick inside may wait on locks). */
@@ -112,7 +109,7 @@ export function preflightActivities(pool: Pool, hooks: ActivityHooks) {
         return opened;
       }
       const report = await readStopConditions(i, startedAt);
-      if (!clear(report)) {
+      if (!admissionClear(report)) {
         hooks.at('preflight');
         return { report, permit: null };
       }

@@ -256,6 +256,11 @@ export const PreflightReport = z.object({
 });
 export type PreflightReport = z.infer<typeof PreflightReport>;
 
+/** Nothing stops the admission: no blocker, and the code is not already born (fn_admission_open's test too). */
+export function admissionClear(report: PreflightReport): boolean {
+  return report.blockers.length === 0 && !report.alreadyBorn;
+}
+
 // ───────────────────────────── ledger views ─────────────────────────────
 
 export const PermitState = z.enum(['REQUESTED', 'RESERVED', 'CONSUMED', 'FINALIZED', 'FAILED', 'EXPIRED', 'CANCELLED']);

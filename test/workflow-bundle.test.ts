@@ -4,11 +4,10 @@
 // admission, zod/mini 1–2 ms. Workflow code and the contracts it imports use `zod/mini`; this test
 // fails, naming the importer, when classic zod comes back. Pure: webpack only, no servers.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { before, describe, test } from 'node:test';
-import { projectRoot } from '../config/index.ts';
 import { bundleAdmissionWorkflows } from '../workers/admission-worker.ts';
 import { packetBundle } from '../workers/packet-worker.ts';
+import { runFreshScript } from './support/fresh-process.ts';
 
 const WHY =
   'classic zod in the admission workflow bundle: the SDK evaluates every bundled module on each workflow run, ' +
@@ -85,12 +84,11 @@ describe('the contract without classic zod', () => {
   test('speaks English: built-in refusals read as they did under classic zod, not "Invalid input"', () => {
     // zod/mini configures no locale; the workflow bundle has no classic zod to configure one, so the
     // contract does. A fresh process that loads the contract alone, as the bundle does.
-    const script = [
+    const r = runFreshScript([
       "const { AdmissionInput, describeIssues } = await import('./contracts/admission.ts');",
       "const r = AdmissionInput.safeParse({ code: 'DOT-1', permitTtlSeconds: 5, historyBudget: 1.5, fields: { Bad: 1 }, extra: 1 });",
       'process.stdout.write(describeIssues(r.error));',
-    ].join('\n');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 });
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(
       r.stdout,

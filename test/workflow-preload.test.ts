@@ -10,11 +10,11 @@
 // preload inside the SDK's real reusable V8 context; this file makes each schema's failure name itself.
 // Pure: no servers. The freeze is irreversible, so this file freezes its own process only.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import * as z from 'zod/mini';
 import { projectRoot } from '../config/index.ts';
 import { bundleAdmissionWorkflows, PRELOADED_MODULES } from '../workers/admission-worker.ts';
+import { runFresh, runFreshScript } from './support/fresh-process.ts';
 import { BAD, freezeAndProbe, type FreezeReport, GOOD } from './support/preload-freeze.ts';
 
 describe('preloaded contracts, frozen as the SDK freezes them', () => {
@@ -34,7 +34,7 @@ describe('preloaded contracts, frozen as the SDK freezes them', () => {
   };
 
   test('as in the workflow bundle (zod/mini alone): every schema parses after the freeze, good input passes, bad fails', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/support/preload-freeze.ts'], { cwd: projectRoot, encoding: 'utf8', timeout: 60_000 });
+    const r = runFresh(['test/support/preload-freeze.ts'], 60_000);
     assert.equal(r.status, 0, r.stderr);
     expectClean(JSON.parse(r.stdout) as FreezeReport, 'zod/mini alone');
   });
@@ -46,14 +46,13 @@ describe('preloaded contracts, frozen as the SDK freezes them', () => {
 
   test('the check can fail: a schema frozen without the preload walk breaks on its first parse', () => {
     // A fresh process: this one's contracts are frozen already.
-    const script = [
+    const r = runFreshScript([
       "import * as z from 'zod/mini';",
       "import { sdkDeepFreeze } from './test/support/preload-freeze.ts';",
       "const s = z.string().check(z.regex(/^[0-9]+$/));",
       'sdkDeepFreeze(s);',
       "try { s.safeParse('12'); process.stdout.write('parsed'); } catch (e) { process.stdout.write(String(e.message)); }",
-    ].join('\n');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: projectRoot, encoding: 'utf8', timeout: 30_000 });
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /not extensible|read only/, `an unprepared frozen schema failed: ${r.stdout}`);
     // and zod/mini imported here is the one the contracts use

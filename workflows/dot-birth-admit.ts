@@ -26,6 +26,7 @@ import {
   allHandlersFinished, ApplicationFailure, CancellationScope, CancelledFailure, condition, ContinueAsNew, continueAsNew, isCancellation, patched, workflowInfo,
 } from '@temporalio/workflow';
 import {
+  admissionClear,
   AdmissionInput,
   admissionWorkflowId,
   type AdmissionRequest,
@@ -109,7 +110,7 @@ async function admit(raw: AdmissionInput, mode: ActivityMode): Promise<Admission
       ? async () => {
         const o = await openAdmission(permitParams);
         if (o.permit) holdPermit(o.permit);
-        if (o.permit?.state === 'RESERVED' && o.report.blockers.length === 0 && !o.report.alreadyBorn) opened.permit = o.permit;
+        if (o.permit?.state === 'RESERVED' && admissionClear(o.report)) opened.permit = o.permit;
         return o.report;
       }
       : undefined;

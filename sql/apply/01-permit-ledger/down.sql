@@ -10,6 +10,7 @@ DROP FUNCTION IF EXISTS public.fn_permit_open(text, text, text, integer, text, t
 DROP FUNCTION IF EXISTS public.fn_permit_withdraw(bigint, text, text, text);
 DROP FUNCTION IF EXISTS public.fn_permit_transition(bigint, text, text, text);
 DROP FUNCTION IF EXISTS public.fn_permit_move(bigint, text, text, text, bigint, bigint);
+DROP FUNCTION IF EXISTS public.fn_permit_require_params(text, integer, text, text, text);
 DROP FUNCTION IF EXISTS public.fn_admission_require_collection(text);
 DROP FUNCTION IF EXISTS public.fn_admission_require_text(text, text, integer, boolean);
 

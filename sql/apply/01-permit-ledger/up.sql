@@ -142,6 +142,27 @@ BEGIN
 END;
 $$;
 
+-- A permit request's own parameters, checked in one place (fn_permit_open; fn_admission_open checks
+-- them before its preflight): the key, the actor, the TTL, the workflow's ids. The code and the
+-- collection are their callers' (fn_admission_require_text, fn_admission_require_collection).
+CREATE FUNCTION public.fn_permit_require_params(p_idempotency_key text, p_ttl_seconds integer, p_actor text,
+                                                p_workflow_id text, p_run_id text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM public.fn_admission_require_text('idempotency_key', p_idempotency_key, 500);
+  PERFORM public.fn_admission_require_text('actor', p_actor, 200);
+  IF p_ttl_seconds IS NULL OR p_ttl_seconds < 1 OR p_ttl_seconds > 604800 THEN
+    RAISE EXCEPTION USING ERRCODE = 'BG400',
+      MESSAGE = format('ttl_seconds must be between 1 and 604800 (7 days), got %s', coalesce(p_ttl_seconds::text, 'NULL'));
+  END IF;
+  IF p_workflow_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('workflow_id', p_workflow_id, 500); END IF;
+  IF p_run_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('run_id', p_run_id, 200); END IF;
+END;
+$$;
+
 -- DESIGN §3: the one writer of permit state. Refuses illegal moves (BG422), logs every move.
 -- Internal: EXECUTE stays with the owner, so only the gate and finalize triggers (SECURITY DEFINER)
 -- and fn_permit_transition below reach it. The links a move earns are written by the same UPDATE
@@ -304,16 +325,9 @@ DECLARE
   v public.birth_admission_permit;
   v_holder bigint;
 BEGIN
-  PERFORM public.fn_admission_require_text('idempotency_key', p_idempotency_key, 500);
   PERFORM public.fn_admission_require_text('entity_code', p_entity_code, 200);
   PERFORM public.fn_admission_require_collection(p_collection_name);
-  PERFORM public.fn_admission_require_text('actor', p_actor, 200);
-  IF p_ttl_seconds IS NULL OR p_ttl_seconds < 1 OR p_ttl_seconds > 604800 THEN
-    RAISE EXCEPTION USING ERRCODE = 'BG400',
-      MESSAGE = format('ttl_seconds must be between 1 and 604800 (7 days), got %s', coalesce(p_ttl_seconds::text, 'NULL'));
-  END IF;
-  IF p_workflow_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('workflow_id', p_workflow_id, 500); END IF;
-  IF p_run_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('run_id', p_run_id, 200); END IF;
+  PERFORM public.fn_permit_require_params(p_idempotency_key, p_ttl_seconds, p_actor, p_workflow_id, p_run_id);
   IF p_reserve IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = 'BG400', MESSAGE = 'reserve must be true or false';
   END IF;
@@ -492,6 +506,7 @@ ALTER TABLE public.birth_admission_permit OWNER TO birthgate_owner;
 ALTER TABLE public.birth_admission_permit_transition OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_require_text(text, text, integer, boolean) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_admission_require_collection(text) OWNER TO birthgate_owner;
+ALTER FUNCTION public.fn_permit_require_params(text, integer, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_move(bigint, text, text, text, bigint, bigint) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_transition(bigint, text, text, text) OWNER TO birthgate_owner;
 ALTER FUNCTION public.fn_permit_withdraw(bigint, text, text, text) OWNER TO birthgate_owner;

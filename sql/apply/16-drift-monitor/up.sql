@@ -805,16 +805,10 @@ DECLARE
   v_report jsonb;
   v public.birth_admission_permit;
 BEGIN
-  -- Every parameter is checked before anything is read or written, whichever way the admission goes
-  -- (the permit's own checks in fn_permit_open run again when it is issued).
-  PERFORM public.fn_admission_require_text('idempotency_key', p_idempotency_key, 500);
-  PERFORM public.fn_admission_require_text('actor', p_actor, 200);
-  IF p_ttl_seconds IS NULL OR p_ttl_seconds < 1 OR p_ttl_seconds > 604800 THEN
-    RAISE EXCEPTION USING ERRCODE = 'BG400',
-      MESSAGE = format('ttl_seconds must be between 1 and 604800 (7 days), got %s', coalesce(p_ttl_seconds::text, 'NULL'));
-  END IF;
-  IF p_workflow_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('workflow_id', p_workflow_id, 500); END IF;
-  IF p_run_id IS NOT NULL THEN PERFORM public.fn_admission_require_text('run_id', p_run_id, 200); END IF;
+  -- Every parameter is checked before anything is read or written, whichever way the admission goes:
+  -- the permit's own here (again in fn_permit_open when it is issued), the code and collection by the
+  -- preflight.
+  PERFORM public.fn_permit_require_params(p_idempotency_key, p_ttl_seconds, p_actor, p_workflow_id, p_run_id);
   v_report := public.fn_admission_preflight(p_entity_code, p_collection_name);
   IF jsonb_array_length(v_report -> 'blockers') = 0 AND jsonb_typeof(v_report -> 'already_born') IS DISTINCT FROM 'object' THEN
     v := public.fn_permit_issue(p_idempotency_key, p_entity_code, p_collection_name, p_ttl_seconds, p_actor,
