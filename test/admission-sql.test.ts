@@ -215,6 +215,25 @@ describe('admission SQL API beyond the test plan', () => {
     assert.deepEqual(may.rows, [{ role: 'birthgate_operator', ok: false }, { role: 'birthgate_worker', ok: true }, { role: 'directus', ok: false }]);
   });
 
+  test('a superuser who loosens the permit checks or hands fn_admission_open to the estate owner is drift', async () => {
+    const def = (await db.pool.query<{ d: string }>(
+      `SELECT pg_get_functiondef('fn_permit_require_params(text,integer,text,text,text)'::regprocedure) AS d`)).rows[0]!.d;
+    await db.pool.query(def.replace('p_ttl_seconds > 604800', 'p_ttl_seconds > 6048000'));
+    await db.pool.query('GRANT EXECUTE ON FUNCTION fn_admission_open(text,text,text,integer,text,text,text) TO directus');
+    try {
+      const d = await db.pool.query(`SELECT kind, name, drift FROM fn_drift_check() WHERE kind = 'function' ORDER BY name`);
+      assert.deepEqual(d.rows, [
+        { kind: 'function', name: 'public.fn_admission_open(text,text,text,integer,text,text,text)', drift: 'CHANGED' },
+        { kind: 'function', name: 'public.fn_permit_require_params(text,integer,text,text,text)', drift: 'CHANGED' },
+      ]);
+    } finally {
+      await db.pool.query('REVOKE EXECUTE ON FUNCTION fn_admission_open(text,text,text,integer,text,text,text) FROM directus');
+      await db.pool.query(def);
+    }
+    assert.equal(await rebaseline(operator, 'drill: permit checks loosened and restored'), 0);
+    assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
+  });
+
   test('a disabled governed trigger is drift: gate_drift blocks birth_admit until restored and rebaselined', async () => {
     assert.deepEqual((await db.pool.query('SELECT * FROM fn_drift_check()')).rows, []);
     await db.pool.query('ALTER TABLE dot_tools DISABLE TRIGGER trg_permit_gate_dot_tools');

@@ -97,11 +97,16 @@ describe('1. privilege escalation: what the estate owner plants runs with no mor
     const dimFn = (schema: string, where: string) =>
       `CREATE FUNCTION ${schema}.bg_attack_dim() RETURNS TABLE (block_count bigint, detail text) LANGUAGE plpgsql AS $f$
        ${payloadBody(where)} block_count := 0; detail := r; RETURN NEXT; END $f$`;
+    // The admission's first step is the worker's alone, whatever the estate owner may create.
+    const openAsDirectus = () => rejectsWith(directus.c.query(`SELECT fn_admission_open($1, 'dot_tools', 'directus-key', 600, 'directus')`,
+      [newDotCode('esc-open-directus')]), '42501', /permission denied for function fn_admission_open/);
     // Without CREATE on public the estate owner still has its own temp schema.
     await directus.c.query(dimFn('pg_temp', 'dim in pg_temp'));
+    await openAsDirectus();
     await rejectsWith(directus.c.query(dimFn('public', 'dim in public')), '42501', /permission denied for schema public/);
     await db.pool.query('GRANT CREATE ON SCHEMA public TO directus');
     await directus.c.query(dimFn('public', 'dim in public'));
+    await openAsDirectus();
     await directus.c.query(`INSERT INTO dot_block_dim_source (dim, count_fn, description)
                             VALUES ('bg_attack_temp', 'pg_temp.bg_attack_dim'::regproc, 'planted'), ('bg_attack_public', 'public.bg_attack_dim'::regproc, 'planted')`);
     // The estate's own gate_drift entry is the estate owner's data: redirected to the planted function too.
@@ -118,7 +123,11 @@ describe('1. privilege escalation: what the estate owner plants runs with no mor
       const code = newDotCode('esc-dim');
       assert.deepEqual(await preflightBlockers(w.c, code), []);
       assert.deepEqual(await tick(w.c), []);
-      const permitId = await issuePermit(w.c, code);
+      // The worker's first step, as the workflow runs it: the same dims, and the permit.
+      const opened = (await w.c.query<{ o: { blockers: unknown[]; permit: { permit_id: number; state: string } | null } }>(
+        `SELECT fn_admission_open($1, 'dot_tools', $2, 600, 'worker') AS o`, [code, `esc-dim:${code}`])).rows[0]!.o;
+      assert.deepEqual([opened.blockers, opened.permit?.state], [[], 'RESERVED']);
+      const permitId = String(opened.permit!.permit_id);
       await w.c.query(admitSql, [permitId, '{}']);
       // The estate's fn_assert_safe_for_dot_action (which reads dot_block_dim_source) is not the worker's to run.
       await rejectsWith(w.c.query(`SELECT * FROM fn_assert_safe_for_dot_action('birth_admit')`), '42501', /permission denied/);
